@@ -127,7 +127,7 @@ public static unsafe class PageCopy
     /// Lengths below one block go to the kernel's smaller fallback.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Run<TKernel>(byte* destination, byte* source, nuint length) where TKernel : struct, IBlockKernel
+    static void Run<TKernel>(byte* destination, byte* source, nuint length) where TKernel : struct, IBlockKernel<TKernel>
     {
         nuint width = TKernel.Width;
         if (length < width)
@@ -150,46 +150,42 @@ public static unsafe class PageCopy
     }
 
     /// <summary>One block operation of a fixed width; structs so that each <see cref="Run"/> is specialised.</summary>
-    interface IBlockKernel
+    interface IBlockKernel<TSelf> where TSelf : IBlockKernel<TSelf>
     {
         static abstract nuint Width { get; }
         static abstract void Block(byte* destination, byte* source, nuint offset);
         /// <summary>The final, possibly overlapping and so possibly unaligned block.</summary>
-        static abstract void Last(byte* destination, byte* source, nuint offset);
+        static virtual void Last(byte* destination, byte* source, nuint offset) => TSelf.Block(destination, source, offset);
         /// <summary>A whole operation shorter than <see cref="Width"/>.</summary>
         static abstract void Short(byte* destination, byte* source, nuint length);
     }
 
-    readonly struct Copy512 : IBlockKernel
+    readonly struct Copy512 : IBlockKernel<Copy512>
     {
         public static nuint Width => 64;
         public static void Block(byte* d, byte* s, nuint o) => Vector512.Store(Vector512.Load(s + o), d + o);
-        public static void Last(byte* d, byte* s, nuint o) => Block(d, s, o);
         public static void Short(byte* d, byte* s, nuint n) => Run<Copy64>(d, s, n);
     }
 
-    readonly struct Copy256 : IBlockKernel
+    readonly struct Copy256 : IBlockKernel<Copy256>
     {
         public static nuint Width => 32;
         public static void Block(byte* d, byte* s, nuint o) => Vector256.Store(Vector256.Load(s + o), d + o);
-        public static void Last(byte* d, byte* s, nuint o) => Block(d, s, o);
         public static void Short(byte* d, byte* s, nuint n) => Run<Copy64>(d, s, n);
     }
 
-    readonly struct Copy128 : IBlockKernel
+    readonly struct Copy128 : IBlockKernel<Copy128>
     {
         public static nuint Width => 16;
         public static void Block(byte* d, byte* s, nuint o) => Vector128.Store(Vector128.Load(s + o), d + o);
-        public static void Last(byte* d, byte* s, nuint o) => Block(d, s, o);
         public static void Short(byte* d, byte* s, nuint n) => Run<Copy64>(d, s, n);
     }
 
     /// <summary>The scalar path: 8-byte moves, bytes below that.</summary>
-    readonly struct Copy64 : IBlockKernel
+    readonly struct Copy64 : IBlockKernel<Copy64>
     {
         public static nuint Width => 8;
         public static void Block(byte* d, byte* s, nuint o) => Unsafe.WriteUnaligned(d + o, Unsafe.ReadUnaligned<ulong>(s + o));
-        public static void Last(byte* d, byte* s, nuint o) => Block(d, s, o);
         public static void Short(byte* d, byte* s, nuint n)
         {
             for (nuint i = 0; i < n; i++)
@@ -197,35 +193,31 @@ public static unsafe class PageCopy
         }
     }
 
-    readonly struct Zero512 : IBlockKernel
+    readonly struct Zero512 : IBlockKernel<Zero512>
     {
         public static nuint Width => 64;
         public static void Block(byte* d, byte* s, nuint o) => Vector512.Store(Vector512<byte>.Zero, d + o);
-        public static void Last(byte* d, byte* s, nuint o) => Block(d, s, o);
         public static void Short(byte* d, byte* s, nuint n) => Run<Zero64>(d, s, n);
     }
 
-    readonly struct Zero256 : IBlockKernel
+    readonly struct Zero256 : IBlockKernel<Zero256>
     {
         public static nuint Width => 32;
         public static void Block(byte* d, byte* s, nuint o) => Vector256.Store(Vector256<byte>.Zero, d + o);
-        public static void Last(byte* d, byte* s, nuint o) => Block(d, s, o);
         public static void Short(byte* d, byte* s, nuint n) => Run<Zero64>(d, s, n);
     }
 
-    readonly struct Zero128 : IBlockKernel
+    readonly struct Zero128 : IBlockKernel<Zero128>
     {
         public static nuint Width => 16;
         public static void Block(byte* d, byte* s, nuint o) => Vector128.Store(Vector128<byte>.Zero, d + o);
-        public static void Last(byte* d, byte* s, nuint o) => Block(d, s, o);
         public static void Short(byte* d, byte* s, nuint n) => Run<Zero64>(d, s, n);
     }
 
-    readonly struct Zero64 : IBlockKernel
+    readonly struct Zero64 : IBlockKernel<Zero64>
     {
         public static nuint Width => 8;
         public static void Block(byte* d, byte* s, nuint o) => Unsafe.WriteUnaligned(d + o, 0UL);
-        public static void Last(byte* d, byte* s, nuint o) => Block(d, s, o);
         public static void Short(byte* d, byte* s, nuint n)
         {
             for (nuint i = 0; i < n; i++)
@@ -236,7 +228,7 @@ public static unsafe class PageCopy
     // Non-temporal kernels: aligned streaming stores for whole blocks; the overlapping last block is
     // unaligned, so it takes an ordinary store.
 
-    readonly struct CopyNonTemporal512 : IBlockKernel
+    readonly struct CopyNonTemporal512 : IBlockKernel<CopyNonTemporal512>
     {
         public static nuint Width => 64;
         public static void Block(byte* d, byte* s, nuint o) => Avx512F.StoreAlignedNonTemporal(d + o, Vector512.Load(s + o));
@@ -244,7 +236,7 @@ public static unsafe class PageCopy
         public static void Short(byte* d, byte* s, nuint n) => Run<Copy64>(d, s, n);
     }
 
-    readonly struct CopyNonTemporal256 : IBlockKernel
+    readonly struct CopyNonTemporal256 : IBlockKernel<CopyNonTemporal256>
     {
         public static nuint Width => 32;
         public static void Block(byte* d, byte* s, nuint o) => Avx.StoreAlignedNonTemporal(d + o, Vector256.Load(s + o));
@@ -252,7 +244,7 @@ public static unsafe class PageCopy
         public static void Short(byte* d, byte* s, nuint n) => Run<Copy64>(d, s, n);
     }
 
-    readonly struct CopyNonTemporal128 : IBlockKernel
+    readonly struct CopyNonTemporal128 : IBlockKernel<CopyNonTemporal128>
     {
         public static nuint Width => 16;
         public static void Block(byte* d, byte* s, nuint o) => Sse2.StoreAlignedNonTemporal(d + o, Vector128.Load(s + o));
