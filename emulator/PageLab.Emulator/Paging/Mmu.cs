@@ -1,0 +1,597 @@
+using System.Runtime.CompilerServices;
+using PageLab.Emulator.Memory;
+
+namespace PageLab.Emulator.Paging;
+
+/// <summary>
+/// The memory-management unit: every guest access is looked up in the modeled TLB hierarchy and, on a
+/// miss, translated by walking the 4- or 5-level page tables held as bytes in <see cref="PhysicalMemory"/>
+/// (Intel SDM Vol. 3A ch. 4). It sets A/D bits in those bytes, fills the TLBs and paging-structure
+/// caches, and keeps stale translations until software invalidates them, as hardware does.
+/// Faults are returned as values.
+/// </summary>
+public sealed unsafe class Mmu
+{
+    const ulong Cr3NoFlushBit = 1UL << 63;
+    const ulong PcidMask = 0xFFF;
+
+    readonly TlbLevel[] levels;
+    readonly int[] fetchChain;
+    readonly int[] dataChain;
+    // Indexed by PagingLevel of the cached entry: [2] PDE cache ... [5] PML5E cache.
+    readonly PagingStructureCache[] structureCaches = new PagingStructureCache[6];
+    readonly ulong[] codeFrames;
+    readonly Func<ulong, nint> hostAddressOf;
+    ulong reservedAlways;       // bits 51:MAXPHYADDR, and bit 63 without NXE
+    readonly ulong addressMask; // bits MAXPHYADDR-1:12
+    AccessContext context;
+    ushort pcid;
+
+    /// <param name="memory">Physical memory holding page tables and data.</param>
+    /// <param name="tlb">Shape of the TLB hierarchy and paging-structure caches.</param>
+    /// <param name="maxPhysicalAddressBits">MAXPHYADDR: entry bits from here to 51 are reserved.</param>
+    /// <param name="flags">Initial control bits; CR0.PG and long mode are implied.</param>
+    public Mmu(PhysicalMemory memory, TlbConfig tlb, int maxPhysicalAddressBits = 46, ControlFlags flags = ControlFlags.LinuxDefault)
+    {
+        if (maxPhysicalAddressBits is < 32 or > PagingConstants.MaxPhysicalAddressBitsLimit)
+            throw new ArgumentOutOfRangeException(nameof(maxPhysicalAddressBits), "MAXPHYADDR must be 32..52");
+        if (memory.Size > 1UL << maxPhysicalAddressBits)
+            throw new ArgumentException($"{memory.Size} bytes of memory do not fit in MAXPHYADDR {maxPhysicalAddressBits}");
+        Memory = memory;
+        Config = tlb;
+        MaxPhysicalAddressBits = maxPhysicalAddressBits;
+        addressMask = ((1UL << maxPhysicalAddressBits) - 1) & ~PagingConstants.PageMask;
+        levels = tlb.Levels.Select((l, i) => new TlbLevel(l, tlb.Seed * 1000 + (ulong)i * 16)).ToArray();
+        fetchChain = Chain(TlbLevelKind.Instruction);
+        dataChain = Chain(TlbLevelKind.Data);
+        var psc = tlb.PagingStructureCaches;
+        structureCaches[2] = new PagingStructureCache(PagingLevel.PageDirectory, psc.PdEntries);
+        structureCaches[3] = new PagingStructureCache(PagingLevel.Pdpt, psc.PdptEntries);
+        structureCaches[4] = new PagingStructureCache(PagingLevel.Pml4, psc.Pml4Entries);
+        structureCaches[5] = new PagingStructureCache(PagingLevel.Pml5, psc.Pml5Entries);
+        Counters = new MmuCounters(tlb.Levels.Select(l => l.Name));
+        codeFrames = new ulong[((memory.Size >> PagingConstants.PageBits) + 63) / 64];
+        hostAddressOf = HostAddressOf;
+        ApplyFlags(flags);
+    }
+
+    int[] Chain(TlbLevelKind kind) =>
+        levels.Select((l, i) => (l, i)).Where(x => x.l.Kind == kind || x.l.Kind == TlbLevelKind.Unified).Select(x => x.i).ToArray();
+
+    public PhysicalMemory Memory { get; }
+    public TlbConfig Config { get; }
+    public MmuCounters Counters { get; }
+    public int MaxPhysicalAddressBits { get; }
+
+    /// <summary>Receives TLB, walk and invalidation events; null (the default) costs nothing.</summary>
+    public IPagingObserver? Observer { get; set; }
+
+    /// <summary>Called with a frame number when a write reaches a frame the CPU marked as holding decoded code.</summary>
+    public Action<ulong>? CodeFrameWritten { get; set; }
+
+    public ulong Cr3 { get; private set; }
+
+    /// <summary>The current PCID: CR3[11:0] with CR4.PCIDE = 1, else 0.</summary>
+    public ushort Pcid => pcid;
+
+    public ControlFlags Flags => context.Flags;
+
+    /// <summary>CPL == 3: accesses are user-mode accesses.</summary>
+    public bool UserMode
+    {
+        get => context.UserMode;
+        set => context = context with { UserMode = value };
+    }
+
+    /// <summary>EFLAGS.AC, which lets supervisor code reach user pages under SMAP.</summary>
+    public bool AlignmentCheck
+    {
+        get => context.AlignmentCheck;
+        set => context = context with { AlignmentCheck = value };
+    }
+
+    /// <summary>The PKRU register: access-disable and write-disable bits per protection key.</summary>
+    public uint Pkru
+    {
+        get => context.Pkru;
+        set => context = context with { Pkru = value };
+    }
+
+    /// <summary>The physical address of the root table (PML4 or PML5) named by CR3.</summary>
+    public ulong RootTable => Cr3 & addressMask;
+
+    /// <summary>
+    /// MOV to CR3. With PCIDE = 1 and bit 63 set, no translation is invalidated; otherwise every
+    /// non-global TLB entry and every paging-structure-cache entry of the new PCID is (SDM 4.10.4.1).
+    /// </summary>
+    public void WriteCr3(ulong value)
+    {
+        bool pcidEnabled = (context.Flags & ControlFlags.PcidEnable) != 0;
+        bool noFlush = pcidEnabled && (value & Cr3NoFlushBit) != 0;
+        Cr3 = value & ~Cr3NoFlushBit;
+        pcid = pcidEnabled ? (ushort)(Cr3 & PcidMask) : (ushort)0;
+        Counters.Cr3Writes++;
+        if (noFlush) return;
+        foreach (var level in levels) level.InvalidateAll(pcid, allPcids: false, includeGlobal: false);
+        InvalidateStructureCaches(pcid, allPcids: false);
+        Observer?.OnInvalidation(InvalidationKind.Cr3Write, 0, pcid);
+    }
+
+    /// <summary>
+    /// MOV to CR0/CR4/EFER for the paging bits. Returns false, changing nothing, where the CPU raises
+    /// #GP: setting PCIDE while CR3[11:0] != 0. Changing PGE, clearing PCIDE or changing LA57 flushes
+    /// every TLB entry (globals too) and every paging-structure cache.
+    /// </summary>
+    public bool SetFlags(ControlFlags value)
+    {
+        var old = context.Flags;
+        if ((value & ControlFlags.PcidEnable) != 0 && (old & ControlFlags.PcidEnable) == 0 && (Cr3 & PcidMask) != 0)
+            return false;
+        ApplyFlags(value);
+        var changed = old ^ value;
+        bool pcidCleared = (old & ControlFlags.PcidEnable) != 0 && (value & ControlFlags.PcidEnable) == 0;
+        if ((changed & (ControlFlags.PageGlobalEnable | ControlFlags.La57)) != 0 || pcidCleared)
+        {
+            FlushEverything();
+            Observer?.OnInvalidation(InvalidationKind.ControlFlagsChange, 0, pcid);
+        }
+        return true;
+    }
+
+    void ApplyFlags(ControlFlags value)
+    {
+        context = context with { Flags = value };
+        pcid = (value & ControlFlags.PcidEnable) != 0 ? (ushort)(Cr3 & PcidMask) : (ushort)0;
+        reservedAlways = PageTableEntry.AddressMask52 & ~((1UL << MaxPhysicalAddressBits) - 1);
+        if ((value & ControlFlags.NoExecuteEnable) == 0) reservedAlways |= PageTableEntry.ExecuteDisableBit;
+    }
+
+    /// <summary>True when <paramref name="linear"/> is canonical for the current paging mode (48 or 57 bits).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool IsCanonical(ulong linear)
+    {
+        int unused = 64 - ((context.Flags & ControlFlags.La57) != 0 ? PagingConstants.LinearBits5Level : PagingConstants.LinearBits4Level);
+        return (ulong)(((long)linear << unused) >> unused) == linear;
+    }
+
+    /// <summary>Translates one access; on success <paramref name="physical"/> is the physical address.</summary>
+    public TranslationFault Translate(ulong linear, AccessKind kind, out ulong physical)
+    {
+        var fault = Lookup(linear, kind, out var entry, out var size);
+        physical = fault.IsFault ? 0 : entry.PhysicalBase + (linear & (size.Bytes() - 1));
+        return fault;
+    }
+
+    /// <summary>
+    /// Translates one access to a host pointer, valid up to the end of <paramref name="linear"/>'s 4 KiB page.
+    /// A write to a frame holding decoded code notifies <see cref="CodeFrameWritten"/> first.
+    /// </summary>
+    public TranslationFault TranslateToHost(ulong linear, AccessKind kind, out byte* host)
+    {
+        var fault = Lookup(linear, kind, out var entry, out var size);
+        if (fault.IsFault) { host = null; return fault; }
+        ulong offset = linear & (size.Bytes() - 1);
+        if (entry.HostBase != 0)
+        {
+            host = (byte*)entry.HostBase + offset;
+        }
+        else
+        {
+            ulong physical = entry.PhysicalBase + offset;
+            if (!Memory.Contains(physical & ~PagingConstants.PageMask, PagingConstants.PageSize))
+            {
+                host = null;
+                Counters.MachineChecks++;
+                return new TranslationFault(TranslationFaultKind.MachineCheck, linear, PageFaultErrorCode.None);
+            }
+            host = Memory.PointerTo(physical);
+        }
+        if (kind == AccessKind.Write) NotifyFrameWritten((entry.PhysicalBase + offset) >> PagingConstants.PageBits);
+        return TranslationFault.None;
+    }
+
+    /// <summary>Reads 1, 2, 4 or 8 bytes at any alignment; an access crossing a page translates both pages first.</summary>
+    public TranslationFault Read(ulong linear, int size, out ulong value)
+    {
+        if ((linear & PagingConstants.PageMask) <= PagingConstants.PageSize - (ulong)size)
+        {
+            var fault = TranslateToHost(linear, AccessKind.Read, out byte* p);
+            value = fault.IsFault ? 0 : LoadLittleEndian(p, size);
+            return fault;
+        }
+        ulong buffer = 0;
+        var crossing = ReadBytes(linear, new Span<byte>(&buffer, size));
+        value = buffer;
+        return crossing;
+    }
+
+    /// <summary>Writes the low 1, 2, 4 or 8 bytes of <paramref name="value"/>; both pages of a crossing write are checked before any byte is written.</summary>
+    public TranslationFault Write(ulong linear, int size, ulong value)
+    {
+        if ((linear & PagingConstants.PageMask) <= PagingConstants.PageSize - (ulong)size)
+        {
+            var fault = TranslateToHost(linear, AccessKind.Write, out byte* p);
+            if (!fault.IsFault) StoreLittleEndian(p, size, value);
+            return fault;
+        }
+        return WriteBytes(linear, new ReadOnlySpan<byte>(&value, size));
+    }
+
+    static ulong LoadLittleEndian(byte* p, int size) => size switch
+    {
+        1 => *p,
+        2 => Unsafe.ReadUnaligned<ushort>(p),
+        4 => Unsafe.ReadUnaligned<uint>(p),
+        8 => Unsafe.ReadUnaligned<ulong>(p),
+        _ => throw new ArgumentOutOfRangeException(nameof(size)),
+    };
+
+    static void StoreLittleEndian(byte* p, int size, ulong value)
+    {
+        switch (size)
+        {
+            case 1: *p = (byte)value; break;
+            case 2: Unsafe.WriteUnaligned(p, (ushort)value); break;
+            case 4: Unsafe.WriteUnaligned(p, (uint)value); break;
+            case 8: Unsafe.WriteUnaligned(p, value); break;
+            default: throw new ArgumentOutOfRangeException(nameof(size));
+        }
+    }
+
+    /// <summary>Copies guest memory out, page by page. On a fault, the bytes before the faulting page have been copied.</summary>
+    public TranslationFault ReadBytes(ulong linear, Span<byte> destination, AccessKind kind = AccessKind.Read)
+    {
+        while (!destination.IsEmpty)
+        {
+            int n = (int)Math.Min((ulong)destination.Length, PagingConstants.PageSize - (linear & PagingConstants.PageMask));
+            var fault = TranslateToHost(linear, kind, out byte* p);
+            if (fault.IsFault) return fault;
+            new ReadOnlySpan<byte>(p, n).CopyTo(destination);
+            destination = destination[n..];
+            linear += (ulong)n;
+        }
+        return TranslationFault.None;
+    }
+
+    /// <summary>Operand-sized writes (up to this many bytes) check every page before writing, as one instruction does.</summary>
+    const int AtomicWriteLimit = 64;
+
+    /// <summary>
+    /// Copies into guest memory. Writes of up to 64 bytes (instruction operands) are all-or-nothing; longer
+    /// ones (kernel copies) go page by page and leave the bytes before a faulting page written, like copy_to_user.
+    /// </summary>
+    public TranslationFault WriteBytes(ulong linear, ReadOnlySpan<byte> source)
+    {
+        ulong offset = linear & PagingConstants.PageMask;
+        if (source.Length <= AtomicWriteLimit && offset + (ulong)source.Length > PagingConstants.PageSize)
+        {
+            int first = (int)(PagingConstants.PageSize - offset);
+            var fault = TranslateToHost(linear, AccessKind.Write, out byte* low);
+            if (fault.IsFault) return fault;
+            fault = TranslateToHost(linear + (ulong)first, AccessKind.Write, out byte* high);
+            if (fault.IsFault) return fault;
+            source[..first].CopyTo(new Span<byte>(low, first));
+            source[first..].CopyTo(new Span<byte>(high, source.Length - first));
+            return TranslationFault.None;
+        }
+        while (!source.IsEmpty)
+        {
+            int n = (int)Math.Min((ulong)source.Length, PagingConstants.PageSize - (linear & PagingConstants.PageMask));
+            var fault = TranslateToHost(linear, AccessKind.Write, out byte* p);
+            if (fault.IsFault) return fault;
+            source[..n].CopyTo(new Span<byte>(p, n));
+            source = source[n..];
+            linear += (ulong)n;
+        }
+        return TranslationFault.None;
+    }
+
+    /// <summary>The TLB lookup, then a walk on a miss; the entry used and its (stored) page size.</summary>
+    TranslationFault Lookup(ulong linear, AccessKind kind, out TlbEntryData entry, out PageSize size)
+    {
+        if (!IsCanonical(linear))
+        {
+            Counters.GeneralProtectionFaults++;
+            entry = default;
+            size = default;
+            return new TranslationFault(TranslationFaultKind.GeneralProtection, linear, PageFaultErrorCode.None);
+        }
+        int[] chain = kind == AccessKind.Fetch ? fetchChain : dataChain;
+        for (int i = 0; i < chain.Length; i++)
+        {
+            int li = chain[i];
+            var level = levels[li];
+            var counters = Counters.Levels[li];
+            counters.Lookups++;
+            if (level.Lookup(linear, pcid, out int array, out int index, out size))
+            {
+                entry = level.Arrays[array].Data(index);
+                Observer?.OnTlbLookup(li, linear, kind, true, size);
+                var error = AccessRights.Check(entry.Attributes, entry.ProtectionKey, kind, context);
+                if (error != PageFaultErrorCode.None)
+                {
+                    counters.HitsBySize[(int)size]++;
+                    return PageFault(linear, error);
+                }
+                if (kind == AccessKind.Write && (entry.Attributes & TranslationAttributes.Dirty) == 0)
+                {
+                    // The SDM requires D to be set in the paging structure before a write uses a translation:
+                    // a clean entry (filled by a read) sends the write to a walk.
+                    counters.Misses++;
+                    Counters.DirtyBitWalks++;
+                    break;
+                }
+                counters.HitsBySize[(int)size]++;
+                level.Arrays[array].Touch(index);
+                for (int j = 0; j < i; j++) FillLevel(chain[j], linear, size, entry);
+                return TranslationFault.None;
+            }
+            counters.Misses++;
+            Observer?.OnTlbLookup(li, linear, kind, false, default);
+        }
+        var fault = Walk(linear, kind, out entry, out size, commit: true, out _);
+        if (fault.IsFault) return fault;
+        foreach (int li in chain) FillLevel(li, linear, size, entry);
+        return TranslationFault.None;
+    }
+
+    void FillLevel(int level, ulong linear, PageSize size, TlbEntryData entry)
+    {
+        if (levels[level].Fill(linear, size, pcid, entry, hostAddressOf) is { } stored)
+            Counters.Levels[level].FillsBySize[(int)stored]++;
+    }
+
+    /// <summary>Host address of a page base for a TLB entry; 0 when beyond memory (the access then reports a machine check).
+    /// Only pages up to 2 MiB are given one: they lie inside one host chunk.</summary>
+    nint HostAddressOf(ulong physical) => Memory.Contains(physical, 1) ? (nint)Memory.PointerTo(physical) : 0;
+
+    /// <summary>
+    /// Walks the page tables (IA-32e, SDM 4.5), starting below the root when a paging-structure cache
+    /// holds an upper entry. With <paramref name="commit"/>, A/D bits are set and the paging-structure
+    /// caches filled on success; without it the walk only reads (inspection).
+    /// A/D bits are set only when the translation succeeds: the SDM allows either, and kvm-unit-tests'
+    /// access.c expects untouched entries after a faulting access.
+    /// </summary>
+    TranslationFault Walk(ulong linear, AccessKind kind, out TlbEntryData entry, out PageSize size, bool commit, out WalkRecord record)
+    {
+        record = default;
+        record.Linear = linear;
+        record.Kind = kind;
+        record.Pcid = pcid;
+        entry = default;
+        size = PageSize.Size4K;
+        bool la57 = (context.Flags & ControlFlags.La57) != 0;
+        var level = la57 ? PagingLevel.Pml5 : PagingLevel.Pml4;
+        ulong table = RootTable;
+        var rights = TranslationAttributes.Writable | TranslationAttributes.User;
+        if (commit)
+        {
+            Counters.Walks++;
+            for (int cached = 2; cached <= (int)level; cached++)
+            {
+                if (structureCaches[cached].TryGet(linear, pcid, out ulong next, out var cachedRights))
+                {
+                    Counters.PagingStructureCacheHits[cached]++;
+                    table = next;
+                    rights = cachedRights;
+                    level = (PagingLevel)(cached - 1);
+                    break;
+                }
+            }
+        }
+        record.StartLevel = level;
+        Span<TranslationAttributes> rightsAfter = stackalloc TranslationAttributes[6];
+        var baseError = AccessRights.BaseErrorCode(kind, context);
+        while (true)
+        {
+            int shift = PagingConstants.PageBits + ((int)level - 1) * PagingConstants.LevelBits;
+            ulong entryAddress = table + ((linear >> shift) & (PagingConstants.EntriesPerTable - 1)) * PagingConstants.EntrySize;
+            if (Memory.TryRead64(entryAddress, out ulong raw) != PhysicalAccessStatus.Ok)
+            {
+                if (commit) Counters.MachineChecks++;
+                record.Fault = new TranslationFault(TranslationFaultKind.MachineCheck, linear, PageFaultErrorCode.None);
+                return Finish(ref record, commit);
+            }
+            var pte = new PageTableEntry(raw);
+            record.Steps[record.StepCount++] = new WalkStep(level, entryAddress, pte);
+            if (commit) Counters.WalkMemoryReferences++;
+            if (!pte.IsPresent)
+                return FaultWalk(ref record, baseError, commit);
+            bool leaf = level == PagingLevel.PageTable || (pte.IsLargePage && level <= PagingLevel.Pdpt);
+            if ((raw & ReservedBits(level, pte.IsLargePage)) != 0)
+                return FaultWalk(ref record, baseError | PageFaultErrorCode.Present | PageFaultErrorCode.ReservedBit, commit);
+            if (!pte.IsWritable) rights &= ~TranslationAttributes.Writable;
+            if (!pte.IsUser) rights &= ~TranslationAttributes.User;
+            if (pte.IsExecuteDisable && (context.Flags & ControlFlags.NoExecuteEnable) != 0) rights |= TranslationAttributes.ExecuteDisable;
+            rightsAfter[(int)level] = rights;
+            if (leaf)
+            {
+                size = level switch
+                {
+                    PagingLevel.PageTable => PageSize.Size4K,
+                    PagingLevel.PageDirectory => PageSize.Size2M,
+                    _ => PageSize.Size1G,
+                };
+                break;
+            }
+            table = pte.Address & addressMask;
+            level--;
+        }
+
+        var leafStep = record.Steps[record.StepCount - 1];
+        int key = (context.Flags & ControlFlags.ProtectionKeys) != 0 ? leafStep.Entry.ProtectionKey : 0;
+        var error = AccessRights.Check(rights, key, kind, context);
+        if (error != PageFaultErrorCode.None)
+            return FaultWalk(ref record, error, commit);
+
+        ulong pageBase = leafStep.Entry.Raw & addressMask & ~(size.Bytes() - 1);
+        bool dirty = leafStep.Entry.IsDirty || kind == AccessKind.Write;
+        if (commit)
+        {
+            for (int i = 0; i < record.StepCount; i++)
+            {
+                var step = record.Steps[i];
+                ulong wanted = step.Entry.Raw | PageTableEntry.AccessedBit;
+                if (i == record.StepCount - 1 && kind == AccessKind.Write) wanted |= PageTableEntry.DirtyBit;
+                if (wanted == step.Entry.Raw) continue;
+                if (!step.Entry.IsAccessed) Counters.AccessedBitsSet++;
+                if (wanted != (step.Entry.Raw | PageTableEntry.AccessedBit)) Counters.DirtyBitsSet++;
+                Memory.TryWrite64(step.EntryAddress, wanted);
+            }
+            // Cache the non-leaf entries just used (all now have A = 1, as the SDM requires of cached entries).
+            for (int i = 0; i < record.StepCount - 1; i++)
+            {
+                var step = record.Steps[i];
+                if ((int)step.Level >= 2)
+                    structureCaches[(int)step.Level].Insert(linear, pcid, step.Entry.Address & addressMask, rightsAfter[(int)step.Level]);
+            }
+            Counters.WalksBySize[(int)size]++;
+        }
+        var attributes = rights;
+        if (dirty) attributes |= TranslationAttributes.Dirty;
+        if (leafStep.Entry.IsGlobal && (context.Flags & ControlFlags.PageGlobalEnable) != 0) attributes |= TranslationAttributes.Global;
+        entry = new TlbEntryData
+        {
+            PhysicalBase = pageBase,
+            HostBase = size == PageSize.Size1G ? 0 : HostAddressOf(pageBase),
+            Attributes = attributes,
+            ProtectionKey = (byte)key,
+        };
+        record.Size = size;
+        record.Physical = pageBase + (linear & (size.Bytes() - 1));
+        return Finish(ref record, commit);
+    }
+
+    TranslationFault FaultWalk(ref WalkRecord record, PageFaultErrorCode error, bool commit)
+    {
+        record.Fault = new TranslationFault(TranslationFaultKind.PageFault, record.Linear, error);
+        if (commit) PageFault(record.Linear, error);
+        return Finish(ref record, commit);
+    }
+
+    TranslationFault Finish(ref WalkRecord record, bool commit)
+    {
+        if (commit) Observer?.OnWalk(record);
+        return record.Fault;
+    }
+
+    /// <summary>Bits that must be 0 in an entry at <paramref name="level"/> (SDM 4.5, tables 4-15..4-20).</summary>
+    ulong ReservedBits(PagingLevel level, bool pageSize)
+    {
+        ulong reserved = reservedAlways;
+        if (level >= PagingLevel.Pml4) reserved |= PageTableEntry.PageSizeBit;
+        else if (pageSize && level == PagingLevel.Pdpt) reserved |= ((1UL << PagingConstants.HugePageBits) - 1) & ~((1UL << 13) - 1);
+        else if (pageSize && level == PagingLevel.PageDirectory) reserved |= ((1UL << PagingConstants.LargePageBits) - 1) & ~((1UL << 13) - 1);
+        return reserved;
+    }
+
+    /// <summary>
+    /// Delivering a #PF invalidates the TLB and paging-structure-cache entries the faulting address
+    /// would use (SDM 4.10.4.1), so that a handler that fixes the PTE needs no INVLPG before the restart.
+    /// </summary>
+    TranslationFault PageFault(ulong linear, PageFaultErrorCode error)
+    {
+        Counters.PageFaults++;
+        foreach (var level in levels) level.InvalidateAddress(linear, pcid, includeGlobal: true);
+        for (int i = 2; i < structureCaches.Length; i++) structureCaches[i].InvalidateAddress(linear, pcid);
+        Observer?.OnInvalidation(InvalidationKind.PageFault, linear, pcid);
+        return new TranslationFault(TranslationFaultKind.PageFault, linear, error);
+    }
+
+    /// <summary>
+    /// Reads the walk for <paramref name="linear"/> without touching A/D bits, TLBs, caches or counters:
+    /// what `info tlb`-style inspection and crash reports print.
+    /// </summary>
+    public WalkRecord Probe(ulong linear, AccessKind kind = AccessKind.Read)
+    {
+        if (!IsCanonical(linear))
+            return new WalkRecord { Linear = linear, Kind = kind, Fault = new TranslationFault(TranslationFaultKind.GeneralProtection, linear, PageFaultErrorCode.None) };
+        Walk(linear, kind, out _, out _, commit: false, out var record);
+        return record;
+    }
+
+    /// <summary>INVLPG: drops the address's translations of the current PCID and global ones, and every
+    /// paging-structure-cache entry of the current PCID. A non-canonical address is a no-op.</summary>
+    public void Invlpg(ulong linear)
+    {
+        Counters.Invlpg++;
+        if (!IsCanonical(linear)) return;
+        foreach (var level in levels) level.InvalidateAddress(linear, pcid, includeGlobal: true);
+        InvalidateStructureCaches(pcid, allPcids: false);
+        Observer?.OnInvalidation(InvalidationKind.Invlpg, linear, pcid);
+    }
+
+    /// <summary>INVPCID with the semantics of each type (SDM Vol. 2). The caller has checked the descriptor.</summary>
+    public void Invpcid(InvpcidType type, ushort targetPcid, ulong linear)
+    {
+        Counters.Invpcid++;
+        switch (type)
+        {
+            case InvpcidType.IndividualAddress:
+                foreach (var level in levels) level.InvalidateAddress(linear, targetPcid, includeGlobal: false);
+                InvalidateStructureCaches(targetPcid, allPcids: false);
+                break;
+            case InvpcidType.SingleContext:
+                foreach (var level in levels) level.InvalidateAll(targetPcid, allPcids: false, includeGlobal: false);
+                InvalidateStructureCaches(targetPcid, allPcids: false);
+                break;
+            case InvpcidType.AllContextsIncludingGlobal:
+                foreach (var level in levels) level.InvalidateAll(0, allPcids: true, includeGlobal: true);
+                InvalidateStructureCaches(0, allPcids: true);
+                break;
+            case InvpcidType.AllContextsExceptGlobal:
+                foreach (var level in levels) level.InvalidateAll(0, allPcids: true, includeGlobal: false);
+                InvalidateStructureCaches(0, allPcids: true);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(type));
+        }
+        Observer?.OnInvalidation(InvalidationKind.Invpcid, linear, targetPcid);
+    }
+
+    /// <summary>Drops every translation of every PCID, global ones too, and every paging-structure-cache entry.</summary>
+    public void FlushAll()
+    {
+        FlushEverything();
+        Observer?.OnInvalidation(InvalidationKind.FullFlush, 0, pcid);
+    }
+
+    void FlushEverything()
+    {
+        Counters.FullFlushes++;
+        foreach (var level in levels) level.InvalidateAll(0, allPcids: true, includeGlobal: true);
+        InvalidateStructureCaches(0, allPcids: true);
+    }
+
+    void InvalidateStructureCaches(ushort targetPcid, bool allPcids)
+    {
+        for (int i = 2; i < structureCaches.Length; i++) structureCaches[i].Invalidate(targetPcid, allPcids);
+    }
+
+    /// <summary>Marks a frame as holding instructions the CPU has decoded and cached.</summary>
+    public void MarkCodeFrame(ulong frameNumber)
+    {
+        if (frameNumber < (ulong)codeFrames.Length * 64)
+            codeFrames[frameNumber >> 6] |= 1UL << (int)(frameNumber & 63);
+    }
+
+    /// <summary>Tells the CPU (once) that a frame holding decoded code was written; the kernel calls this
+    /// when it writes frames directly (zeroing, copying, migration).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void NotifyFrameWritten(ulong frameNumber)
+    {
+        if (frameNumber >= (ulong)codeFrames.Length * 64) return;
+        ref ulong word = ref codeFrames[frameNumber >> 6];
+        ulong bit = 1UL << (int)(frameNumber & 63);
+        if ((word & bit) == 0) return;
+        word &= ~bit;
+        CodeFrameWritten?.Invoke(frameNumber);
+    }
+
+    /// <summary>The TLB levels' valid entries, for inspection (QEMU's `info tlb`).</summary>
+    public IEnumerable<(string Level, ulong Linear, PageSize Size, ushort Pcid, bool Global, ulong Physical, TranslationAttributes Attributes)> TlbEntries() =>
+        levels.SelectMany(l => l.Arrays.SelectMany(a => a.Entries().Select(e => (l.Config.Name, e.Linear, e.Size, e.Pcid, e.Global, e.Data.PhysicalBase, e.Data.Attributes))));
+
+    /// <summary>Valid entries in each paging-structure cache, indexed by <see cref="PagingLevel"/>.</summary>
+    public int PagingStructureCacheCount(PagingLevel level) => structureCaches[(int)level].Count;
+}

@@ -1,0 +1,393 @@
+using PageLab.Emulator.Paging;
+using static PageLab.Emulator.Tests.Paging.MachineFixture;
+
+namespace PageLab.Emulator.Tests.Paging;
+
+/// <summary>Unit tests named after the Intel SDM Vol. 3A ch. 4 rule they check.</summary>
+public sealed class SdmRuleTests
+{
+    const ulong Va = 0x0000_7f12_3456_7000;
+    const ulong FrameA = 0x0100_0000;
+    const ulong FrameB = 0x0180_0000;
+
+    [Fact]
+    public void StaleTranslation_IsUsedUntilInvlpg()
+    {
+        using var m = new MachineFixture();
+        ulong pte = m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        Assert.Equal(FrameA + 0x10, m.Translate(Va + 0x10));
+
+        m.Tables.Write(pte, new PageTableEntry(FrameB | User));
+        Assert.Equal(FrameA + 0x10, m.Translate(Va + 0x10)); // the TLB still holds the old translation
+
+        m.Mmu.Invlpg(Va);
+        Assert.Equal(FrameB + 0x10, m.Translate(Va + 0x10));
+    }
+
+    [Fact]
+    public void PageSizeChange_4KTo2M_BothTranslationsUsableUntilInvalidated()
+    {
+        using var m = new MachineFixture();
+        const ulong region = 0x0000_7f00_0020_0000;
+        m.Tables.Map(region, FrameA, PageSize.Size4K, User);
+        m.Tables.Map(region + 0x1000, FrameA + 0x5000, PageSize.Size4K, User);
+        Assert.Equal(FrameA + 0x5008, m.Translate(region + 0x1008)); // cached as a 4K translation
+
+        // Replace the PTE table by a 2 MiB leaf without invalidating.
+        ulong pde = m.Tables.EntryAddress(region, PagingLevel.PageDirectory);
+        m.Tables.Write(pde, new PageTableEntry(FrameB | User | PageTableEntry.PageSizeBit));
+        // A new address may still walk through the stale PDE-cache entry into the old PTE table (not
+        // present there); delivering that #PF drops the cached PDE, and the retry finds the 2M leaf.
+        m.Fault(region + 0x3008, AccessKind.Read);
+        Assert.Equal(FrameB + 0x3008, m.Translate(region + 0x3008));
+        Assert.Equal(FrameA + 0x5008, m.Translate(region + 0x1008)); // the stale 4K one is still used
+
+        m.Mmu.Invlpg(region + 0x1000);
+        Assert.Equal(FrameB + 0x1008, m.Translate(region + 0x1008));
+    }
+
+    [Fact]
+    public void Invlpg_DropsPagingStructureCachesOfCurrentPcid()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        m.Translate(Va);
+        Assert.True(m.Mmu.PagingStructureCacheCount(PagingLevel.PageDirectory) > 0);
+
+        m.Mmu.Invlpg(0x1000); // an unrelated address: every PSC entry of the PCID goes anyway
+        Assert.Equal(0, m.Mmu.PagingStructureCacheCount(PagingLevel.PageDirectory));
+        Assert.Equal(0, m.Mmu.PagingStructureCacheCount(PagingLevel.Pdpt));
+        Assert.Equal(0, m.Mmu.PagingStructureCacheCount(PagingLevel.Pml4));
+        Assert.Equal(FrameA, m.Translate(Va)); // but the TLB entry of Va survives
+        Assert.Equal(1, m.Mmu.Counters.Walks);
+    }
+
+    [Fact]
+    public void PagingStructureCacheHit_ShortensTheWalk()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        m.Tables.Map(Va + 0x1000, FrameB, PageSize.Size4K, User);
+        m.Translate(Va);
+        long refs = m.Mmu.Counters.WalkMemoryReferences;
+        Assert.Equal(4, refs);
+        m.Translate(Va + 0x1000);
+        Assert.Equal(refs + 1, m.Mmu.Counters.WalkMemoryReferences); // PDE cache hit: only the PTE is read
+        Assert.Equal(1, m.Mmu.Counters.PagingStructureCacheHits[(int)PagingLevel.PageDirectory]);
+    }
+
+    [Fact]
+    public void GlobalEntries_SurviveCr3Write()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User | PageTableEntry.GlobalBit);
+        m.Tables.Map(Va + 0x1000, FrameB, PageSize.Size4K, User);
+        m.Translate(Va);
+        m.Translate(Va + 0x1000);
+
+        var other = new PageTableBuilder(m.Memory, 8UL << 20, 1UL << 20);
+        m.Mmu.WriteCr3(other.Root); // empty tables: only the TLB can translate now
+        Assert.Equal(FrameA, m.Translate(Va));
+        Assert.Equal(TranslationFaultKind.PageFault, m.Fault(Va + 0x1000, AccessKind.Read).Kind);
+    }
+
+    [Fact]
+    public void GlobalBit_IgnoredWithoutCr4Pge()
+    {
+        using var m = new MachineFixture(flags: ControlFlags.LinuxDefault & ~ControlFlags.PageGlobalEnable);
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User | PageTableEntry.GlobalBit);
+        m.Translate(Va);
+        m.Mmu.WriteCr3(new PageTableBuilder(m.Memory, 8UL << 20, 1UL << 20).Root);
+        m.Fault(Va, AccessKind.Read);
+    }
+
+    [Fact]
+    public void Cr3WriteWithNoFlushBit_KeepsThePcidsEntries()
+    {
+        using var m = new MachineFixture();
+        m.Mmu.WriteCr3(m.Tables.Root | 5);
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        m.Translate(Va);
+        var empty = new PageTableBuilder(m.Memory, 8UL << 20, 1UL << 20);
+
+        m.Mmu.WriteCr3(empty.Root | 9);                   // switch to PCID 9
+        m.Fault(Va, AccessKind.Read);                       // PCID 5's entry is not used for PCID 9
+        m.Mmu.WriteCr3(empty.Root | 5 | (1UL << 63));     // back to PCID 5, no flush
+        Assert.Equal(FrameA, m.Translate(Va));              // translated by the kept TLB entry: tables are empty
+        m.Mmu.WriteCr3(empty.Root | 5);                   // without bit 63: PCID 5 is flushed
+        m.Fault(Va, AccessKind.Read);
+    }
+
+    [Fact]
+    public void FirstWriteThroughReadFilledEntry_WalksAgainAndSetsDirty()
+    {
+        using var m = new MachineFixture();
+        ulong pte = m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        m.Translate(Va, AccessKind.Read);
+        Assert.True(m.Tables.Read(pte).IsAccessed);
+        Assert.False(m.Tables.Read(pte).IsDirty);
+        long walks = m.Mmu.Counters.Walks;
+
+        m.Translate(Va, AccessKind.Write);
+        Assert.Equal(walks + 1, m.Mmu.Counters.Walks);
+        Assert.Equal(1, m.Mmu.Counters.DirtyBitWalks);
+        Assert.True(m.Tables.Read(pte).IsDirty);
+
+        m.Translate(Va, AccessKind.Write); // now the entry is dirty: a plain hit
+        Assert.Equal(walks + 1, m.Mmu.Counters.Walks);
+    }
+
+    [Fact]
+    public void Smap_FaultsSupervisorAccessToUserPage_UnlessAlignmentCheck()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        m.Mmu.UserMode = false;
+        var fault = m.Fault(Va, AccessKind.Read);
+        Assert.Equal(PageFaultErrorCode.Present, fault.ErrorCode);
+        m.Mmu.AlignmentCheck = true;
+        Assert.Equal(FrameA, m.Translate(Va));
+        Assert.Equal(FrameA, m.Translate(Va, AccessKind.Write));
+    }
+
+    [Fact]
+    public void Smep_FaultsSupervisorFetchFromUserPage()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        m.Mmu.UserMode = false;
+        m.Mmu.AlignmentCheck = true; // SMAP does not apply to fetches; AC does not help SMEP
+        var fault = m.Fault(Va, AccessKind.Fetch);
+        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.InstructionFetch, fault.ErrorCode);
+    }
+
+    [Fact]
+    public void NonCanonicalAddress_GivesGeneralProtection_NotPageFault()
+    {
+        using var m = new MachineFixture();
+        var fault = m.Fault(0x0000_8000_0000_0000, AccessKind.Read);
+        Assert.Equal(TranslationFaultKind.GeneralProtection, fault.Kind);
+        Assert.Equal(0, m.Mmu.Counters.PageFaults);
+    }
+
+    [Fact]
+    public void La57_Makes57BitAddressesCanonical_AndWalksFiveLevels()
+    {
+        using var m = new MachineFixture(fiveLevel: true);
+        const ulong high = 0x00ff_8000_0000_1000;
+        m.Tables.Map(high, FrameA, PageSize.Size4K, User);
+        Assert.Equal(FrameA, m.Translate(high));
+        Assert.Equal(5, m.Mmu.Counters.WalkMemoryReferences);
+        Assert.Equal(TranslationFaultKind.GeneralProtection, m.Fault(0x0100_0000_0000_0000, AccessKind.Read).Kind);
+    }
+
+    [Fact]
+    public void NotPresent_ErrorCodeHasPClear_AndCr2IsTheAddress()
+    {
+        using var m = new MachineFixture();
+        var fault = m.Fault(Va + 0x123, AccessKind.Write);
+        Assert.Equal(TranslationFaultKind.PageFault, fault.Kind);
+        Assert.Equal(Va + 0x123, fault.LinearAddress);
+        Assert.Equal(PageFaultErrorCode.Write | PageFaultErrorCode.User, fault.ErrorCode);
+    }
+
+    [Fact]
+    public void UserWriteToReadOnlyPage_IsProtectionViolation()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, UserReadOnly);
+        var fault = m.Fault(Va, AccessKind.Write);
+        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User, fault.ErrorCode);
+    }
+
+    [Fact]
+    public void ReadWriteIsTheAndOfAllLevels()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        ulong pde = m.Tables.EntryAddress(Va, PagingLevel.PageDirectory);
+        m.Tables.Write(pde, m.Tables.Read(pde).Without(PageTableEntry.WritableBit));
+        m.Fault(Va, AccessKind.Write);
+    }
+
+    [Fact]
+    public void Cr0Wp_GovernsSupervisorWritesToReadOnlyPages()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, PageTableEntry.PresentBit);
+        m.Mmu.UserMode = false;
+        m.Fault(Va, AccessKind.Write);
+        m.Mmu.SetFlags(m.Mmu.Flags & ~ControlFlags.WriteProtect);
+        Assert.Equal(FrameA, m.Translate(Va, AccessKind.Write));
+    }
+
+    [Fact]
+    public void ExecuteDisable_FaultsFetch_OnlyWithNxe()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User | PageTableEntry.ExecuteDisableBit);
+        var fault = m.Fault(Va, AccessKind.Fetch);
+        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.User | PageFaultErrorCode.InstructionFetch, fault.ErrorCode);
+        m.Mmu.SetFlags(m.Mmu.Flags & ~ControlFlags.NoExecuteEnable);
+        m.Mmu.FlushAll();
+        // Without NXE, bit 63 is reserved.
+        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.User | PageFaultErrorCode.ReservedBit, m.Fault(Va, AccessKind.Read).ErrorCode);
+    }
+
+    [Fact]
+    public void ReservedBits_AboveMaxPhyAddr_AndLowBitsOfLargePage_GiveRsvdFault()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA | (1UL << 47), PageSize.Size4K, User); // MAXPHYADDR is 46
+        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.User | PageFaultErrorCode.ReservedBit, m.Fault(Va, AccessKind.Read).ErrorCode);
+
+        const ulong large = 0x0000_7f00_0040_0000;
+        m.Tables.Map(large, FrameB | 0x2000, PageSize.Size2M, User); // bit 13 is reserved in a 2M PDE
+        Assert.True(m.Fault(large, AccessKind.Read).ErrorCode.HasFlag(PageFaultErrorCode.ReservedBit));
+    }
+
+    [Fact]
+    public void PsBitInPml4e_IsReserved()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        ulong pml4e = m.Tables.EntryAddress(Va, PagingLevel.Pml4);
+        m.Tables.Write(pml4e, m.Tables.Read(pml4e).With(PageTableEntry.PageSizeBit));
+        Assert.True(m.Fault(Va, AccessKind.Read).ErrorCode.HasFlag(PageFaultErrorCode.ReservedBit));
+    }
+
+    [Fact]
+    public void ProtectionKeys_AccessDisableAndWriteDisable()
+    {
+        using var m = new MachineFixture(flags: ControlFlags.LinuxDefault | ControlFlags.ProtectionKeys);
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User | (3UL << PageTableEntry.ProtectionKeyShift));
+        m.Mmu.Pkru = 0b10 << 6; // key 3: write-disable
+        Assert.Equal(FrameA, m.Translate(Va));
+        var fault = m.Fault(Va, AccessKind.Write);
+        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User | PageFaultErrorCode.ProtectionKey, fault.ErrorCode);
+        m.Mmu.Pkru = 0b01 << 6; // key 3: access-disable
+        Assert.True(m.Fault(Va, AccessKind.Read).ErrorCode.HasFlag(PageFaultErrorCode.ProtectionKey));
+        Assert.Equal(FrameA, m.Translate(Va, AccessKind.Fetch)); // keys do not govern fetches
+    }
+
+    [Fact]
+    public void AccessedAndDirtyBits_SetOnSuccess_LeftAloneOnFault()
+    {
+        using var m = new MachineFixture();
+        ulong pte = m.Tables.Map(Va, FrameA, PageSize.Size4K, UserReadOnly);
+        ulong pde = m.Tables.EntryAddress(Va, PagingLevel.PageDirectory);
+        m.Fault(Va, AccessKind.Write);
+        Assert.False(m.Tables.Read(pte).IsAccessed);
+        Assert.False(m.Tables.Read(pde).IsAccessed);
+        m.Translate(Va);
+        Assert.True(m.Tables.Read(pte).IsAccessed);
+        Assert.True(m.Tables.Read(pde).IsAccessed);
+        Assert.False(m.Tables.Read(pte).IsDirty);
+    }
+
+    [Fact]
+    public void PageFaultDelivery_InvalidatesTheFaultingAddress_SoAFixedPteNeedsNoInvlpg()
+    {
+        using var m = new MachineFixture();
+        ulong pte = m.Tables.Map(Va, FrameA, PageSize.Size4K, UserReadOnly);
+        m.Translate(Va);
+        m.Fault(Va, AccessKind.Write);                                 // protection fault on a TLB hit
+        m.Tables.Write(pte, new PageTableEntry(FrameB | User));         // the handler's COW fix, no INVLPG
+        Assert.Equal(FrameB, m.Translate(Va, AccessKind.Write));
+    }
+
+    [Fact]
+    public void OneGigabytePage_TranslatesAndFracturesIntoLevelsWithout1G()
+    {
+        using var m = new MachineFixture(TlbConfig.Tiny);
+        const ulong gig = 0x0000_0040_0000_0000;
+        m.Tables.Map(gig, 0, PageSize.Size1G, User);
+        Assert.Equal(0x0123_4567UL, m.Translate(gig + 0x0123_4567));
+        // Tiny's L1d holds 4K/2M only: the 1G page was cached there as the 2M piece containing the access.
+        Assert.Equal(1, m.Mmu.Counters.Levels[1].FillsBySize[(int)PageSize.Size2M]);
+        Assert.Equal(1, m.Mmu.Counters.Levels[2].FillsBySize[(int)PageSize.Size1G]);
+    }
+
+    [Fact]
+    public void PcidEnable_RequiresCr3PcidZero()
+    {
+        using var m = new MachineFixture(flags: ControlFlags.LinuxDefault & ~ControlFlags.PcidEnable);
+        m.Mmu.WriteCr3(m.Tables.Root | 3);
+        Assert.False(m.Mmu.SetFlags(m.Mmu.Flags | ControlFlags.PcidEnable));
+        m.Mmu.WriteCr3(m.Tables.Root);
+        Assert.True(m.Mmu.SetFlags(m.Mmu.Flags | ControlFlags.PcidEnable));
+    }
+
+    [Fact]
+    public void ClearingPge_FlushesGlobalEntries()
+    {
+        using var m = new MachineFixture();
+        ulong pte = m.Tables.Map(Va, FrameA, PageSize.Size4K, User | PageTableEntry.GlobalBit);
+        m.Translate(Va);
+        m.Tables.Write(pte, new PageTableEntry(FrameB | User));
+        m.Mmu.WriteCr3(m.Tables.Root);
+        Assert.Equal(FrameA, m.Translate(Va));
+        m.Mmu.SetFlags(m.Mmu.Flags & ~ControlFlags.PageGlobalEnable);
+        Assert.Equal(FrameB, m.Translate(Va));
+    }
+
+    [Theory]
+    [InlineData(InvpcidType.IndividualAddress, false, true)]
+    [InlineData(InvpcidType.SingleContext, false, true)]
+    [InlineData(InvpcidType.AllContextsExceptGlobal, false, true)]
+    [InlineData(InvpcidType.AllContextsIncludingGlobal, true, true)]
+    public void Invpcid_DropsWhatItsTypeSays(InvpcidType type, bool dropsGlobal, bool dropsOwn)
+    {
+        using var m = new MachineFixture();
+        m.Mmu.WriteCr3(m.Tables.Root | 7);
+        ulong own = m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        ulong global = m.Tables.Map(Va + 0x1000, FrameA + 0x1000, PageSize.Size4K, User | PageTableEntry.GlobalBit);
+        m.Translate(Va);
+        m.Translate(Va + 0x1000);
+        m.Tables.Write(own, new PageTableEntry(FrameB | User));
+        m.Tables.Write(global, new PageTableEntry(FrameB + 0x1000 | User | PageTableEntry.GlobalBit));
+
+        m.Mmu.Invpcid(type, 7, Va);
+        Assert.Equal(dropsOwn ? FrameB : FrameA, m.Translate(Va));
+        m.Mmu.Invpcid(type, 7, Va + 0x1000);
+        Assert.Equal(dropsGlobal ? FrameB + 0x1000 : FrameA + 0x1000, m.Translate(Va + 0x1000));
+    }
+
+    [Fact]
+    public void AccessBeyondPhysicalMemory_IsMachineCheck_NotHostException()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, 1UL << 40, PageSize.Size4K, User);
+        Assert.Equal(TranslationFaultKind.MachineCheck, m.Mmu.Read(Va, 8, out _).Kind);
+    }
+
+    [Fact]
+    public void ReadAndWrite_CrossingAPage_CheckBothPagesBeforeWriting()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        m.Tables.Map(Va + 0x1000, FrameB, PageSize.Size4K, UserReadOnly);
+        var fault = m.Mmu.Write(Va + 0xffc, 8, 0x1122334455667788);
+        Assert.Equal(Va + 0x1000, fault.LinearAddress);
+        m.Memory.TryRead(FrameA + 0xffc, 4, out ulong untouched);
+        Assert.Equal(0UL, untouched);
+
+        m.Tables.Write(m.Tables.EntryAddress(Va + 0x1000, PagingLevel.PageTable), new PageTableEntry(FrameB | User));
+        Assert.False(m.Mmu.Write(Va + 0xffc, 8, 0x1122334455667788).IsFault);
+        Assert.False(m.Mmu.Read(Va + 0xffc, 8, out ulong value).IsFault);
+        Assert.Equal(0x1122334455667788UL, value);
+    }
+
+    [Fact]
+    public void WriteToMarkedCodeFrame_NotifiesOnce()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        var written = new List<ulong>();
+        m.Mmu.CodeFrameWritten = written.Add;
+        m.Mmu.MarkCodeFrame(FrameA >> 12);
+        m.Mmu.Write(Va, 1, 0x90);
+        m.Mmu.Write(Va + 1, 1, 0x90);
+        Assert.Equal([FrameA >> 12], written);
+    }
+}
