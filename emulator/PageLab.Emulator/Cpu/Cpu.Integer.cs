@@ -125,17 +125,7 @@ public sealed unsafe partial class Cpu
     {
         int size = d.Size;
         if (!TryReadSource(ref d, size, out ulong b)) return ExecResult.Fault;
-        ulong a, address = 0;
-        byte* host = null;
-        if (d.Kind0 == OperandKind.Register)
-        {
-            a = ReadRegister(d.Reg0, size);
-        }
-        else
-        {
-            address = EffectiveAddress(ref d);
-            if (!TryReadForWrite(address, size, out a, out host)) return ExecResult.Fault;
-        }
+        if (!TryReadModifyDestination(ref d, size, out ulong a, out ulong address, out byte* host)) return ExecResult.Fault;
         bool carryIn = (d.Op == Op.Adc || d.Op == Op.Sbb) && CarryFlag();
         ulong carry = carryIn ? 1UL : 0;
         (ulong result, LazyFlags kind) = d.Op switch
@@ -149,8 +139,7 @@ public sealed unsafe partial class Cpu
             _ => (a - b - carry, LazyFlags.SubWithBorrow),
         };
         result &= SizeMask(size);
-        if (d.Kind0 == OperandKind.Register) WriteRegister(d.Reg0, size, result);
-        else if (!TryWriteBack(host, address, size, result)) return ExecResult.Fault;
+        if (!TryWriteModifiedDestination(ref d, size, address, host, result)) return ExecResult.Fault;
         lazyCarryIn = carryIn;
         SetLazy(kind, size, a, b, result);
         return ExecResult.Continue;
@@ -291,17 +280,7 @@ public sealed unsafe partial class Cpu
     ExecResult Unary(ref DecodedInstruction d)
     {
         int size = d.Size;
-        ulong a, address = 0;
-        byte* host = null;
-        if (d.Kind0 == OperandKind.Register)
-        {
-            a = ReadRegister(d.Reg0, size);
-        }
-        else
-        {
-            address = EffectiveAddress(ref d);
-            if (!TryReadForWrite(address, size, out a, out host)) return ExecResult.Fault;
-        }
+        if (!TryReadModifyDestination(ref d, size, out ulong a, out ulong address, out byte* host)) return ExecResult.Fault;
         ulong result = d.Op switch
         {
             Op.Inc => a + 1,
@@ -309,8 +288,7 @@ public sealed unsafe partial class Cpu
             Op.Neg => 0 - a,
             _ => ~a,
         } & SizeMask(size);
-        if (d.Kind0 == OperandKind.Register) WriteRegister(d.Reg0, size, result);
-        else if (!TryWriteBack(host, address, size, result)) return ExecResult.Fault;
+        if (!TryWriteModifiedDestination(ref d, size, address, host, result)) return ExecResult.Fault;
         switch (d.Op)
         {
             case Op.Inc:
@@ -346,17 +324,7 @@ public sealed unsafe partial class Cpu
         int size = d.Size, bits = size * 8;
         ulong count = (d.Kind1 == OperandKind.Register ? G(1) : d.Immediate) & (size == 8 ? 63UL : 31UL);
         if (count == 0) return ExecResult.Continue; // a zero count changes nothing, flags included
-        ulong a, address = 0;
-        byte* host = null;
-        if (d.Kind0 == OperandKind.Register)
-        {
-            a = ReadRegister(d.Reg0, size);
-        }
-        else
-        {
-            address = EffectiveAddress(ref d);
-            if (!TryReadForWrite(address, size, out a, out host)) return ExecResult.Fault;
-        }
+        if (!TryReadModifyDestination(ref d, size, out ulong a, out ulong address, out byte* host)) return ExecResult.Fault;
         ulong mask = SizeMask(size), sign = SignBit(size), result;
         bool cf, of;
         bool rotate = false;
@@ -428,8 +396,7 @@ public sealed unsafe partial class Cpu
                 break;
             }
         }
-        if (d.Kind0 == OperandKind.Register) WriteRegister(d.Reg0, size, result);
-        else if (!TryWriteBack(host, address, size, result)) return ExecResult.Fault;
+        if (!TryWriteModifiedDestination(ref d, size, address, host, result)) return ExecResult.Fault;
         ulong status = (cf ? CpuFlags.Carry : 0) | (of ? CpuFlags.Overflow : 0);
         if (rotate) SetSomeStatusFlags(CpuFlags.Carry | CpuFlags.Overflow, status);
         else SetStatusFlags(status | ResultFlags(result, size));
@@ -442,17 +409,7 @@ public sealed unsafe partial class Cpu
         int c = (int)((d.Kind2 == OperandKind.Register ? G(1) : d.Immediate) & (size == 8 ? 63UL : 31UL));
         if (c == 0) return ExecResult.Continue;
         ulong b = ReadRegister(d.Reg1, size);
-        ulong a, address = 0;
-        byte* host = null;
-        if (d.Kind0 == OperandKind.Register)
-        {
-            a = ReadRegister(d.Reg0, size);
-        }
-        else
-        {
-            address = EffectiveAddress(ref d);
-            if (!TryReadForWrite(address, size, out a, out host)) return ExecResult.Fault;
-        }
+        if (!TryReadModifyDestination(ref d, size, out ulong a, out ulong address, out byte* host)) return ExecResult.Fault;
         ulong mask = SizeMask(size), result;
         bool cf;
         if (size == 8)
@@ -473,8 +430,7 @@ public sealed unsafe partial class Cpu
             result = (pair >> c) & mask;
             cf = ((pair >> (c - 1)) & 1) != 0;
         }
-        if (d.Kind0 == OperandKind.Register) WriteRegister(d.Reg0, size, result);
-        else if (!TryWriteBack(host, address, size, result)) return ExecResult.Fault;
+        if (!TryWriteModifiedDestination(ref d, size, address, host, result)) return ExecResult.Fault;
         bool of = ((result ^ a) & SignBit(size)) != 0;
         SetStatusFlags((cf ? CpuFlags.Carry : 0) | (of ? CpuFlags.Overflow : 0) | ResultFlags(result, size));
         return ExecResult.Continue;
@@ -626,17 +582,7 @@ public sealed unsafe partial class Cpu
         int size = d.Size;
         ulong source = ReadRegister(d.Reg1, size);
         ulong expected = G(0) & SizeMask(size);
-        ulong current, address = 0;
-        byte* host = null;
-        if (d.Kind0 == OperandKind.Register)
-        {
-            current = ReadRegister(d.Reg0, size);
-        }
-        else
-        {
-            address = EffectiveAddress(ref d);
-            if (!TryReadForWrite(address, size, out current, out host)) return ExecResult.Fault;
-        }
+        if (!TryReadModifyDestination(ref d, size, out ulong current, out ulong address, out byte* host)) return ExecResult.Fault;
         bool equal = current == expected;
         if (d.Kind0 == OperandKind.Register)
         {
@@ -657,12 +603,13 @@ public sealed unsafe partial class Cpu
         ulong address = EffectiveAddress(ref d);
         if ((address & 15) != 0) return ExecResult.GeneralProtection;
         if (!TryReadForWrite(address, 8, out ulong low, out byte* host)) return ExecResult.Fault;
-        if (!TryReadForWrite(address + 8, 8, out ulong high, out byte* highHost)) return ExecResult.Fault;
+        // Aligned to 16 bytes: the high half is on the same page, just after the low half.
+        ulong high = LoadHost(host + 8, 8);
         bool equal = low == G(0) && high == G(2);
         if (equal)
         {
-            TryWriteBack(host, address, 8, G(3));
-            TryWriteBack(highHost, address + 8, 8, G(1));
+            StoreHost(host, 8, G(3));
+            StoreHost(host + 8, 8, G(1));
         }
         else
         {
@@ -677,17 +624,7 @@ public sealed unsafe partial class Cpu
     {
         int size = d.Size;
         ulong b = ReadRegister(d.Reg1, size);
-        ulong a, address = 0;
-        byte* host = null;
-        if (d.Kind0 == OperandKind.Register)
-        {
-            a = ReadRegister(d.Reg0, size);
-        }
-        else
-        {
-            address = EffectiveAddress(ref d);
-            if (!TryReadForWrite(address, size, out a, out host)) return ExecResult.Fault;
-        }
+        if (!TryReadModifyDestination(ref d, size, out ulong a, out ulong address, out byte* host)) return ExecResult.Fault;
         ulong sum = (a + b) & SizeMask(size);
         if (d.Kind0 == OperandKind.Register)
         {

@@ -247,6 +247,31 @@ public sealed unsafe partial class Cpu
         return TryWrite(EffectiveAddress(ref d), size, value);
     }
 
+    /// <summary>Reads operand 0 of a read-modify-write instruction (a register, or memory looked up with write intent).</summary>
+    bool TryReadModifyDestination(ref DecodedInstruction d, int size, out ulong value, out ulong address, out byte* host)
+    {
+        if (d.Kind0 == OperandKind.Register)
+        {
+            value = ReadRegister(d.Reg0, size);
+            address = 0;
+            host = null;
+            return true;
+        }
+        address = EffectiveAddress(ref d);
+        return TryReadForWrite(address, size, out value, out host);
+    }
+
+    /// <summary>Writes back operand 0 read by <see cref="TryReadModifyDestination"/>.</summary>
+    bool TryWriteModifiedDestination(ref DecodedInstruction d, int size, ulong address, byte* host, ulong value)
+    {
+        if (d.Kind0 == OperandKind.Register)
+        {
+            WriteRegister(d.Reg0, size, value);
+            return true;
+        }
+        return TryWriteBack(host, address, size, value);
+    }
+
     bool TryPush(ulong value)
     {
         ulong address = G(Rsp) - 8;

@@ -17,15 +17,14 @@ internal sealed class TestMachine : ICpuHost, IDisposable
     public const ulong StackTop = 0x80_0000;
     const ulong TableArea = 0xE0_0000;
 
-    ulong nextTable = TableArea;
-    readonly ulong pml4;
+    readonly PageTableBuilder tables;
 
     public TestMachine(TlbConfig? tlb = null)
     {
         Memory = new PhysicalMemory(16UL << 20);
         Mmu = new Mmu(Memory, tlb ?? TlbConfig.Tiny);
-        pml4 = AllocateTable();
-        Mmu.WriteCr3(pml4);
+        tables = new PageTableBuilder(Memory, TableArea, 1UL << 20);
+        Mmu.WriteCr3(tables.Root);
         Clock = new VirtualClock();
         Cpu = new CpuCore(Mmu, this, Clock);
         Map(DataAddress, 16);
@@ -59,34 +58,6 @@ internal sealed class TestMachine : ICpuHost, IDisposable
         return OnFaultHandler?.Invoke(fault) ?? false;
     }
 
-    ulong AllocateTable()
-    {
-        ulong table = nextTable;
-        nextTable += PagingConstants.PageSize;
-        Memory.Span(table, (int)PagingConstants.PageSize).Clear();
-        return table;
-    }
-
-    /// <summary>Physical address of the PTE mapping <paramref name="linear"/>, creating the tables above it.</summary>
-    public ulong PteAddress(ulong linear)
-    {
-        ulong table = pml4;
-        for (int level = 4; level > 1; level--)
-        {
-            int shift = PagingConstants.PageBits + (level - 1) * PagingConstants.LevelBits;
-            ulong entryAddress = table + ((linear >> shift) & 511) * 8;
-            Memory.TryRead64(entryAddress, out ulong raw);
-            var entry = new PageTableEntry(raw);
-            if (!entry.IsPresent)
-            {
-                entry = PageTableEntry.Table(AllocateTable());
-                Memory.TryWrite64(entryAddress, entry.Raw);
-            }
-            table = entry.Address;
-        }
-        return table + ((linear >> PagingConstants.PageBits) & 511) * 8;
-    }
-
     /// <summary>Identity-maps <paramref name="pages"/> 4 KiB pages at <paramref name="linear"/>: present, writable, user.</summary>
     public void Map(ulong linear, int pages, bool present = true, bool writable = true)
     {
@@ -99,8 +70,8 @@ internal sealed class TestMachine : ICpuHost, IDisposable
 
     public void SetPte(ulong page, bool present, bool writable = true)
     {
-        ulong raw = page | PageTableEntry.UserBit | (writable ? PageTableEntry.WritableBit : 0) | (present ? PageTableEntry.PresentBit : 0);
-        Memory.TryWrite64(PteAddress(page), raw);
+        ulong bits = PageTableEntry.UserBit | (writable ? PageTableEntry.WritableBit : 0) | (present ? PageTableEntry.PresentBit : 0);
+        tables.Map(page, page, PageSize.Size4K, bits);
         Mmu.Invlpg(page);
     }
 
