@@ -12,6 +12,8 @@ public enum FaultOutcome : byte
     ZeroPageMapped,
     /// <summary>Write to untouched anonymous memory: a zeroed frame was mapped.</summary>
     AnonymousZeroFilled,
+    /// <summary>Write to an untouched 2 MiB region eligible for THP: a zeroed huge page was mapped by the PMD.</summary>
+    HugePageAllocated,
     /// <summary>Read of a file-backed page: the page-cache frame was mapped read-only.</summary>
     FilePageMapped,
     /// <summary>Write to a read-only shared frame (zero page, page cache): copied into a private frame.</summary>
@@ -41,7 +43,7 @@ public static class FaultOutcomeExtensions
 /// Linux x86: INVLPG per page for up to <see cref="TlbSingleFlushCeiling"/> pages, a full non-global
 /// flush above, after clearing or downgrading present PTEs; none when only adding permissions.
 /// </summary>
-public sealed class AddressSpace
+public sealed partial class AddressSpace
 {
     /// <summary>TASK_SIZE_MAX on x86-64 with 4-level paging: 2^47 minus one guard page.</summary>
     public const ulong TaskSize = (1UL << 47) - PagingConstants.PageSize;
@@ -215,6 +217,7 @@ public sealed class AddressSpace
         vmas.RemoveRange(first, last - first);
 
         var flush = new FlushGather();
+        ZapOrSplitHugePmds(start, end, flush);
         Tables.VisitPtes(start, end, (linear, pteAddress) =>
         {
             var pte = Tables.Read(pteAddress);
@@ -228,7 +231,7 @@ public sealed class AddressSpace
         Flush(flush);
     }
 
-    void ReleaseMappedFrame(ulong frameNumber)
+    internal void ReleaseMappedFrame(ulong frameNumber)
     {
         if (frameNumber == memory.ZeroFrame)
             return;
@@ -257,6 +260,7 @@ public sealed class AddressSpace
             vmas[i].Protection = protection;
 
         var flush = new FlushGather();
+        ProtectOrSplitHugePmds(start, end, protection, flush);
         Tables.VisitPtes(start, end, (linear, pteAddress) =>
         {
             var old = Tables.Read(pteAddress);
@@ -318,6 +322,9 @@ public sealed class AddressSpace
         if (access == AccessKind.Write ? (vma.Protection & Protection.Write) == 0
                                        : present || vma.Protection == Protection.None)
             return FaultOutcome.SegvAccessError;
+
+        if (vma.IsAnonymous && HandleHugePmdFault(vma, address, access) is { } hugeOutcome)
+            return hugeOutcome;
 
         ulong page = address & ~PagingConstants.PageMask;
         if (!Tables.TryGetPteAddress(page, allocate: true, out ulong pteAddress))

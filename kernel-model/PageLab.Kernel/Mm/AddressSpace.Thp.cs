@@ -1,0 +1,225 @@
+using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm.Thp;
+
+namespace PageLab.Kernel.Mm;
+
+/// <summary>
+/// The huge-PMD side of an address space: fault-time THP, splitting and zapping huge PMDs when a
+/// range is unmapped or re-protected, and the bookkeeping a collapse needs (the deposited PTE table).
+/// </summary>
+public sealed partial class AddressSpace
+{
+    /// <summary>The PTE table kept for each huge PMD (Linux's pgtable_trans_huge_deposit), by region start.</summary>
+    readonly Dictionary<ulong, ulong> depositedTables = [];
+
+    /// <summary>Order of a PMD-sized page: 21 - 12 = 9.</summary>
+    const int HugeOrder = PagingConstants.LargePageBits - PagingConstants.PageBits;
+
+    /// <summary>Machine-wide THP state (settings, counters, the collapse engine); null disables THP.</summary>
+    public TransparentHugePages? Thp { get; set; }
+
+    /// <summary>prctl(PR_SET_THP_DISABLE): no THP for this process, at fault time or by collapse.</summary>
+    public bool ThpDisabled { get; set; }
+
+    /// <summary>Modeled nanoseconds of the last huge-page fault (allocation, stall and zeroing).</summary>
+    public ulong LastHugeFaultNanoseconds { get; private set; }
+
+    /// <summary>Regions currently mapped by a huge PMD.</summary>
+    public int HugeMappings => depositedTables.Count;
+
+    /// <summary>A THP leaf PDE: present, user, accessed, dirty, PS; writable iff the VMA is; XD unless executable.</summary>
+    internal static PageTableEntry HugeLeafEntry(ulong headFrame, Vma vma)
+    {
+        ulong raw = (headFrame << PagingConstants.PageBits) | PageTableEntry.PresentBit | PageTableEntry.UserBit
+            | PageTableEntry.AccessedBit | PageTableEntry.DirtyBit | PageTableEntry.PageSizeBit;
+        if ((vma.Protection & Protection.Write) != 0) raw |= PageTableEntry.WritableBit;
+        if ((vma.Protection & Protection.Exec) == 0) raw |= PageTableEntry.ExecuteDisableBit;
+        return new PageTableEntry(raw);
+    }
+
+    internal void DepositTable(ulong region, ulong tableFrame) => depositedTables[region] = tableFrame;
+
+    /// <summary>Records a new huge mapping of the block starting at <paramref name="headFrame"/>.</summary>
+    internal void AccountHugeMapping(ulong headFrame)
+    {
+        memory.FrameTable[headFrame] = new FrameInfo { RefCount = 1, MapCount = 1, Use = FrameUse.Anonymous, Order = HugeOrder };
+        ResidentPages += ThpSettings.PtesPerPmd;
+    }
+
+    /// <summary>Flushes the TLB for [start, end) as flush_tlb_mm_range does (per page up to the ceiling, else all).</summary>
+    internal void FlushRange(ulong start, ulong end)
+    {
+        var gather = new FlushGather();
+        gather.Add(start);
+        gather.Add(end - PagingConstants.PageSize);
+        Flush(gather);
+    }
+
+    /// <summary>
+    /// May a fault in <paramref name="vma"/> map the 2 MiB region at <paramref name="region"/> with a THP?
+    /// (thp_vma_allowable_order for the fault path: sysfs enabled, VM_HUGEPAGE/VM_NOHUGEPAGE, prctl, fit.)
+    /// </summary>
+    public bool FaultThpAllowed(Vma vma, ulong region)
+    {
+        if (Thp is null || ThpDisabled || !vma.IsAnonymous || (vma.Flags & VmaFlags.NoHugePage) != 0)
+            return false;
+        bool enabled = Thp.Settings.Enabled == ThpEnabled.Always
+            || (Thp.Settings.Enabled == ThpEnabled.Madvise && (vma.Flags & VmaFlags.HugePage) != 0);
+        return enabled && region >= vma.Start && region <= vma.End - PagingConstants.LargePageSize;
+    }
+
+    /// <summary>
+    /// The PMD-level part of the fault handler: a fault inside a huge PMD, or a write fault on a
+    /// region that may get a THP. Null means "handle it with 4 KiB pages".
+    /// Read faults on untouched regions take the 4 KiB path: the model has no huge zero page.
+    /// </summary>
+    FaultOutcome? HandleHugePmdFault(Vma vma, ulong address, AccessKind access)
+    {
+        ulong region = address & ~PagingConstants.LargePageMask;
+        if (Tables.TryGetPmdAddress(region, allocate: false, out ulong pmdAddress))
+        {
+            var pmd = Tables.Read(pmdAddress);
+            if (pmd.IsPresent && pmd.IsLargePage)
+            {
+                if (access != AccessKind.Write || pmd.IsWritable)
+                    return FaultOutcome.Spurious;
+                ref FrameInfo head = ref memory.FrameTable[pmd.FrameNumber];
+                if (head.RefCount == 1 && head.MapCount == 1)
+                {
+                    Tables.Write(pmdAddress, pmd.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
+                    return FaultOutcome.WriteReused;
+                }
+                SplitHugePmd(region, pmdAddress);
+                return null;
+            }
+            if (pmd.Raw != 0)
+                return null;
+        }
+        if (access != AccessKind.Write || !FaultThpAllowed(vma, region))
+            return null;
+        return TryFaultHugePage(vma, region);
+    }
+
+    /// <summary>do_huge_pmd_anonymous_page: allocate (stalling as defrag allows), zero, deposit a table, map.</summary>
+    FaultOutcome? TryFaultHugePage(Vma vma, ulong region)
+    {
+        var thp = Thp!;
+        if (!Tables.TryGetPmdAddress(region, allocate: true, out ulong pmdAddress) || !Tables.TryAllocateTable(out ulong deposit))
+            return null;
+        var effort = thp.Settings.FaultMayStall((vma.Flags & VmaFlags.HugePage) != 0)
+            ? AllocationEffort.DirectReclaimAndCompaction
+            : AllocationEffort.FreeListsOnly;
+        bool allocated = memory.TryAllocateBlock(HugeOrder, node: 0, effort, out ulong head, out ulong stall);
+        if (allocated && !memory.TryChargeMemcg(ThpSettings.PtesPerPmd))
+        {
+            memory.FreeBlock(head, HugeOrder);
+            allocated = false;
+        }
+        if (!allocated)
+        {
+            Tables.FreeTable(deposit);
+            thp.Counters.FaultFallback++;
+            LastHugeFaultNanoseconds = stall;
+            return null;
+        }
+        for (ulong i = 0; i < ThpSettings.PtesPerPmd; i++)
+            memory.ZeroFrame4K(head + i);
+        DepositTable(region, deposit);
+        Tables.Write(pmdAddress, HugeLeafEntry(head, vma));
+        AccountHugeMapping(head);
+        thp.Counters.FaultAlloc++;
+        LastHugeFaultNanoseconds = CollapseCosts.AllocateFromFreeLists + stall + ThpSettings.PtesPerPmd * CollapseCosts.ZeroPerPage;
+        return FaultOutcome.HugePageAllocated;
+    }
+
+    /// <summary>
+    /// __split_huge_pmd: invalidate the PMD (clear, flush), refill the deposited table with 512 PTEs
+    /// into the huge frame's pieces, which become independent 4 KiB frames, then point the PMD at it.
+    /// </summary>
+    internal void SplitHugePmd(ulong region, ulong pmdAddress)
+    {
+        var pmd = Tables.Read(pmdAddress);
+        ulong head = pmd.FrameNumber;
+        if (!depositedTables.Remove(region, out ulong table) && !Tables.TryAllocateTable(out table))
+            throw new InvalidOperationException("no deposited table for a huge PMD: the model lost track of it");
+        Tables.Write(pmdAddress, default);
+        FlushRange(region, region + PagingConstants.LargePageSize);
+        ulong flags = pmd.Raw & (PageTableEntry.PresentBit | PageTableEntry.WritableBit | PageTableEntry.UserBit
+            | PageTableEntry.AccessedBit | PageTableEntry.DirtyBit | PageTableEntry.ExecuteDisableBit);
+        var headInfo = memory.FrameTable[head];
+        for (ulong i = 0; i < ThpSettings.PtesPerPmd; i++)
+        {
+            memory.FrameTable[head + i] = new FrameInfo { RefCount = headInfo.RefCount, MapCount = headInfo.MapCount, Use = headInfo.Use };
+            Tables.Write((table << PagingConstants.PageBits) + i * PagingConstants.EntrySize, new PageTableEntry(((head + i) << PagingConstants.PageBits) | flags));
+        }
+        Tables.Write(pmdAddress, PageTableEntry.Table(table << PagingConstants.PageBits));
+        if (Thp is not null) Thp.Counters.SplitPmd++;
+    }
+
+    /// <summary>Unmap's PMD pass: huge PMDs wholly inside [start, end) are zapped, partly covered ones split.</summary>
+    void ZapOrSplitHugePmds(ulong start, ulong end, FlushGather flush)
+    {
+        foreach (var (region, pmdAddress) in HugePmdsIn(start, end))
+        {
+            if (region < start || region + PagingConstants.LargePageSize > end)
+            {
+                SplitHugePmd(region, pmdAddress);
+                continue;
+            }
+            var pmd = Tables.Read(pmdAddress);
+            Tables.Write(pmdAddress, default);
+            flush.Add(region);
+            flush.Add(region + PagingConstants.LargePageSize - PagingConstants.PageSize);
+            depositedTables.Remove(region, out ulong table);
+            Tables.FreeTable(table);
+            ReleaseHugeFrame(pmd.FrameNumber);
+        }
+    }
+
+    void ReleaseHugeFrame(ulong head)
+    {
+        ref FrameInfo info = ref memory.FrameTable[head];
+        info.MapCount--;
+        ResidentPages -= ThpSettings.PtesPerPmd;
+        if (--info.RefCount == 0)
+        {
+            memory.UnchargeMemcg(ThpSettings.PtesPerPmd);
+            memory.FreeBlock(head, HugeOrder);
+        }
+    }
+
+    /// <summary>mprotect's PMD pass: huge PMDs wholly inside get the new rights in place, partly covered ones split.</summary>
+    void ProtectOrSplitHugePmds(ulong start, ulong end, Protection protection, FlushGather flush)
+    {
+        foreach (var (region, pmdAddress) in HugePmdsIn(start, end))
+        {
+            if (region < start || region + PagingConstants.LargePageSize > end)
+            {
+                SplitHugePmd(region, pmdAddress);
+                continue;
+            }
+            var old = Tables.Read(pmdAddress);
+            var updated = WithProtection(old, protection);
+            Tables.Write(pmdAddress, updated);
+            if (old.IsPresent && (!updated.IsPresent || (old.IsWritable && !updated.IsWritable) || (!old.IsExecuteDisable && updated.IsExecuteDisable)))
+            {
+                flush.Add(region);
+                flush.Add(region + PagingConstants.LargePageSize - PagingConstants.PageSize);
+            }
+        }
+    }
+
+    /// <summary>The huge PMDs overlapping [start, end), as (region, PMD address); a snapshot, safe to modify while iterating.</summary>
+    List<(ulong Region, ulong PmdAddress)> HugePmdsIn(ulong start, ulong end)
+    {
+        var found = new List<(ulong, ulong)>();
+        foreach (ulong region in depositedTables.Keys)
+        {
+            if (region + PagingConstants.LargePageSize <= start || region >= end) continue;
+            if (Tables.TryGetPmdAddress(region, allocate: false, out ulong pmdAddress))
+                found.Add((region, pmdAddress));
+        }
+        found.Sort();
+        return found;
+    }
+}
