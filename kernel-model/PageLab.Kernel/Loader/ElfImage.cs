@@ -133,7 +133,7 @@ public sealed class ElfImage
             if (segment.Type == ElfSegment.PtInterp)
                 interpreter = ReadInterpreter(file, segment);
             else if (segment.Type == ElfSegment.PtLoad)
-                ValidateLoad(file, segment);
+                ValidateLoad(file, segment, type == TypeExecutable);
         }
         if (interpreter is not null)
             throw new ElfLoadException($"dynamically linked: the binary needs the interpreter {interpreter}; PageLab runs static binaries (link with -static or -static-pie)");
@@ -153,7 +153,7 @@ public sealed class ElfImage
         return System.Text.Encoding.UTF8.GetString(bytes, 0, end < 0 ? bytes.Length : end);
     }
 
-    static void ValidateLoad(IMappableFile file, ElfSegment segment)
+    static void ValidateLoad(IMappableFile file, ElfSegment segment, bool fixedAddress)
     {
         const ulong PageMask = 4095;
         string where = $"PT_LOAD at 0x{segment.VirtualAddress:x}";
@@ -165,5 +165,7 @@ public sealed class ElfImage
             throw new ElfLoadException($"{where}: offset 0x{segment.Offset:x} and address are not congruent modulo the page size");
         if (segment.VirtualAddress >= Mm.AddressSpace.TaskSize || segment.MemorySize > Mm.AddressSpace.TaskSize - segment.VirtualAddress)
             throw new ElfLoadException($"{where}: memory size 0x{segment.MemorySize:x} reaches beyond user space");
+        if (fixedAddress && segment.MemorySize > 0 && segment.VirtualAddress < Mm.AddressSpace.MmapMinAddress)
+            throw new ElfLoadException($"{where}: below vm.mmap_min_addr (0x{Mm.AddressSpace.MmapMinAddress:x}); the kernel refuses to map it (EPERM)");
     }
 }
