@@ -222,4 +222,24 @@ public sealed partial class AddressSpace
         found.Sort();
         return found;
     }
+
+    /// <summary>The first VMA ending above <paramref name="address"/> (Linux's find_vma), or null.</summary>
+    public Vma? FindVmaAtOrAbove(ulong address)
+    {
+        int index = FindIndex(address);
+        return index < vmas.Count ? vmas[index] : null;
+    }
+
+    /// <summary>
+    /// Changes the flags of the VMAs covering [start, end), splitting at the ends and merging
+    /// afterwards as madvise_update_vma does (MADV_HUGEPAGE, MADV_NOHUGEPAGE).
+    /// </summary>
+    public void UpdateVmaFlags(ulong start, ulong end, Func<VmaFlags, VmaFlags> change)
+    {
+        SplitAt(start);
+        SplitAt(end);
+        for (int i = FindIndex(start); i < vmas.Count && vmas[i].Start < end; i++)
+            vmas[i].Flags = change(vmas[i].Flags);
+        MergeVmasIn(start, end);
+    }
 }

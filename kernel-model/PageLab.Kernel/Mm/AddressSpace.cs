@@ -189,6 +189,16 @@ public sealed partial class AddressSpace
         return vmas[index];
     }
 
+    /// <summary>Merges every VMA starting in [start, end) with its neighbours where Linux would (after a change of rights or flags).</summary>
+    void MergeVmasIn(ulong start, ulong end)
+    {
+        for (int i = FindIndex(start); i < vmas.Count && vmas[i].Start < end;)
+        {
+            var merged = MergeAround(i);
+            i = FindIndex(merged.End);
+        }
+    }
+
     /// <summary>Splits the VMA containing <paramref name="address"/> so that a VMA boundary falls there.</summary>
     void SplitAt(ulong address)
     {
@@ -215,7 +225,15 @@ public sealed partial class AddressSpace
         if (last == first)
             return;
         vmas.RemoveRange(first, last - first);
+        ZapPages(start, end);
+    }
 
+    /// <summary>
+    /// Clears every mapping in [start, end) and releases the frames, leaving the VMAs in place
+    /// (zap_page_range_single: munmap's second half, and MADV_DONTNEED).
+    /// </summary>
+    public void ZapPages(ulong start, ulong end)
+    {
         var flush = new FlushGather();
         ZapOrSplitHugePmds(start, end, flush);
         Tables.VisitPtes(start, end, (linear, pteAddress) =>
@@ -275,11 +293,7 @@ public sealed partial class AddressSpace
                 flush.Add(linear);
         });
         Flush(flush);
-        for (int i = FindIndex(start); i < vmas.Count && vmas[i].Start < end;)
-        {
-            var merged = MergeAround(i);
-            i = FindIndex(merged.End);
-        }
+        MergeVmasIn(start, end);
         return true;
     }
 

@@ -17,6 +17,12 @@ public sealed class CollapseEngine
 
     public ThpCounters Counters { get; }
 
+    /// <summary>
+    /// Fault injection for the debugger's "what if" view and its test: skip the TLB flush after clearing
+    /// the PMD, so that a stale 4 KiB translation to a freed frame stays usable. Never set in normal runs.
+    /// </summary>
+    public bool SkipTlbFlush { get; set; }
+
     /// <summary>Receives every phase; null costs nothing.</summary>
     public ICollapseObserver? Observer { get; set; }
 
@@ -183,7 +189,8 @@ public sealed class CollapseEngine
     ulong ClearPmdAndFlush(AddressSpace mm)
     {
         mm.Tables.Write(state.PmdAddress, default);
-        mm.FlushRange(state.Region, state.Region + PagingConstants.LargePageSize);
+        if (!SkipTlbFlush)
+            mm.FlushRange(state.Region, state.Region + PagingConstants.LargePageSize);
         return CollapseCosts.MmapWriteLock + CollapseCosts.ClearPmdAndFlush;
     }
 
