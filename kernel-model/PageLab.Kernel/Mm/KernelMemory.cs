@@ -85,8 +85,10 @@ public sealed class KernelMemory
     /// </summary>
     public bool TryAllocateBlock(int order, int node, AllocationEffort effort, out ulong frameNumber, out ulong stallNanoseconds)
     {
-        stallNanoseconds = 0;
-        return Frames.TryAllocate(order, FrameUse.Anonymous, effort, out frameNumber);
+        var stall = new Physical.CostLedger();
+        bool allocated = Frames.TryAllocate(order, FrameUse.Anonymous, effort, node, stall, out frameNumber);
+        stallNanoseconds = stall.TotalNs;
+        return allocated;
     }
 
     /// <summary>Returns a block from <see cref="TryAllocateBlock"/> (nothing references it any more).</summary>
