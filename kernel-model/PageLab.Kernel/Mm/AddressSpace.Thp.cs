@@ -55,17 +55,26 @@ public sealed partial class AddressSpace
         Flush(gather);
     }
 
+    /// <summary>Does sysfs `enabled` allow THP in this VMA (always; madvise with VM_HUGEPAGE), absent prctl and VM_NOHUGEPAGE?</summary>
+    bool ThpEnabledFor(Vma vma)
+    {
+        if (Thp is null || ThpDisabled || !vma.IsAnonymous || (vma.Flags & VmaFlags.NoHugePage) != 0)
+            return false;
+        return Thp.Settings.Enabled == ThpEnabled.Always
+            || (Thp.Settings.Enabled == ThpEnabled.Madvise && (vma.Flags & VmaFlags.HugePage) != 0);
+    }
+
+    /// <summary>May khugepaged collapse in <paramref name="vma"/>? The same rules as the fault path.</summary>
+    public bool KhugepagedAllowed(Vma vma) => ThpEnabledFor(vma);
+
     /// <summary>
     /// May a fault in <paramref name="vma"/> map the 2 MiB region at <paramref name="region"/> with a THP?
     /// (thp_vma_allowable_order for the fault path: sysfs enabled, VM_HUGEPAGE/VM_NOHUGEPAGE, prctl, fit.)
     /// </summary>
     public bool FaultThpAllowed(Vma vma, ulong region)
     {
-        if (Thp is null || ThpDisabled || !vma.IsAnonymous || (vma.Flags & VmaFlags.NoHugePage) != 0)
-            return false;
-        bool enabled = Thp.Settings.Enabled == ThpEnabled.Always
-            || (Thp.Settings.Enabled == ThpEnabled.Madvise && (vma.Flags & VmaFlags.HugePage) != 0);
-        return enabled && region >= vma.Start && region <= vma.End - PagingConstants.LargePageSize;
+        return ThpEnabledFor(vma) && vma.End >= PagingConstants.LargePageSize
+            && region >= vma.Start && region <= vma.End - PagingConstants.LargePageSize;
     }
 
     /// <summary>

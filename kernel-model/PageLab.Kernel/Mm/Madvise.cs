@@ -87,6 +87,7 @@ public static class Madvise
                 return MadviseResult.Success(0);
             case MadviseAdvice.HugePage:
                 mm.UpdateVmaFlags(start, end, flags => (flags | VmaFlags.HugePage) & ~VmaFlags.NoHugePage);
+                mm.Thp?.Khugepaged.Register(mm); // khugepaged_enter_vma
                 return MadviseResult.Success(0);
             case MadviseAdvice.NoHugePage:
                 mm.UpdateVmaFlags(start, end, flags => (flags | VmaFlags.NoHugePage) & ~VmaFlags.HugePage);

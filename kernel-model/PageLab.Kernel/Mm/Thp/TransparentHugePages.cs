@@ -7,9 +7,11 @@ public sealed class TransparentHugePages
     {
         Settings = settings ?? new ThpSettings();
         Engine = new CollapseEngine(Counters);
+        Khugepaged = new Khugepaged(this);
     }
 
     public ThpSettings Settings { get; }
     public ThpCounters Counters { get; } = new();
     public CollapseEngine Engine { get; }
+    public Khugepaged Khugepaged { get; }
 }
