@@ -27,15 +27,19 @@ public sealed partial class AddressSpace
     /// <summary>Regions currently mapped by a huge PMD.</summary>
     public int HugeMappings => depositedTables.Count;
 
-    /// <summary>A THP leaf PDE: present, user, accessed, dirty, PS; writable iff the VMA is; XD unless executable.</summary>
-    internal static PageTableEntry HugeLeafEntry(ulong headFrame, Vma vma)
-    {
-        ulong raw = (headFrame << PagingConstants.PageBits) | PageTableEntry.PresentBit | PageTableEntry.UserBit
-            | PageTableEntry.AccessedBit | PageTableEntry.DirtyBit | PageTableEntry.PageSizeBit;
-        if ((vma.Protection & Protection.Write) != 0) raw |= PageTableEntry.WritableBit;
-        if ((vma.Protection & Protection.Exec) == 0) raw |= PageTableEntry.ExecuteDisableBit;
-        return new PageTableEntry(raw);
-    }
+    /// <summary>A THP leaf PDE: user, accessed, dirty, PS, with the VMA's rights (PROT_NONE keeps the frame with P clear).</summary>
+    internal static PageTableEntry HugeLeafEntry(ulong headFrame, Vma vma) =>
+        WithProtection(new PageTableEntry((headFrame << PagingConstants.PageBits) | PageTableEntry.PresentBit | PageTableEntry.UserBit | PageTableEntry.WritableBit
+            | PageTableEntry.AccessedBit | PageTableEntry.DirtyBit | PageTableEntry.PageSizeBit), vma.Protection);
+
+    /// <summary>
+    /// Does the entry hold a frame? Present, or PROT_NONE (P clear, Linux's _PAGE_PROTNONE set), which
+    /// Linux's pte_present() also counts; any other non-zero non-present entry is a swap entry.
+    /// </summary>
+    internal static bool MapsFrame(PageTableEntry entry) => entry.IsPresent || (entry.Raw & ProtNoneBit) != 0;
+
+    /// <summary>A PMD mapping a huge page (present or PROT_NONE), as opposed to none or a table pointer.</summary>
+    internal static bool IsHugeLeaf(PageTableEntry pmd) => pmd.IsLargePage && MapsFrame(pmd);
 
     internal void DepositTable(ulong region, ulong tableFrame) => depositedTables[region] = tableFrame;
 
@@ -88,7 +92,7 @@ public sealed partial class AddressSpace
         if (Tables.TryGetPmdAddress(region, allocate: false, out ulong pmdAddress))
         {
             var pmd = Tables.Read(pmdAddress);
-            if (pmd.IsPresent && pmd.IsLargePage)
+            if (IsHugeLeaf(pmd))
             {
                 if (access != AccessKind.Write || pmd.IsWritable)
                     return FaultOutcome.Spurious;

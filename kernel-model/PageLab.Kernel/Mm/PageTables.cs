@@ -67,12 +67,13 @@ public sealed class PageTables
         {
             ulong address = table + (ulong)IndexAt(linear, level) * PagingConstants.EntrySize;
             var entry = Read(address);
-            if (entry.IsPresent && entry.IsLargePage)
+            if (entry.Raw != 0 && (entry.IsLargePage || !entry.IsPresent))
             {
+                // A huge leaf (present or PROT_NONE) has no table below it.
                 entryAddress = 0;
                 return false;
             }
-            if (!entry.IsPresent)
+            if (entry.Raw == 0)
             {
                 if (!allocate || !TryAllocateTable(out ulong frame))
                 {

@@ -100,7 +100,7 @@ public sealed class CollapseEngine
         state.OldPmd = pmd;
         if (pmd.Raw == 0)
             return CollapseResult.PmdNone;
-        if (pmd.IsPresent && pmd.IsLargePage)
+        if (AddressSpace.IsHugeLeaf(pmd))
             return CollapseResult.PmdMapped;
 
         var policy = state.Policy;
@@ -117,11 +117,9 @@ public sealed class CollapseEngine
                 if (++state.NoneOrZero > policy.MaxPtesNone) result = CollapseResult.ExceedNonePte;
                 continue;
             }
-            if (!pte.IsPresent)
+            if (!AddressSpace.MapsFrame(pte))
             {
-                // A PROT_NONE PTE keeps its frame with P clear; anything else non-present is a swap entry.
-                if ((pte.Raw & AddressSpace.ProtNoneBit) != 0) result = CollapseResult.VmaCheck;
-                else if (++state.Swapped > policy.MaxPtesSwap) result = CollapseResult.ExceedSwapPte;
+                if (++state.Swapped > policy.MaxPtesSwap) result = CollapseResult.ExceedSwapPte;
                 continue;
             }
             state.Present++;
@@ -133,6 +131,8 @@ public sealed class CollapseEngine
             nodeLoad[mm.Memory.NodeOf(pte.FrameNumber) & 63]++;
             if (pte.IsAccessed) state.Referenced++;
         }
+        if (result == CollapseResult.Succeeded && state.Present == 0 && state.Swapped == 0)
+            result = CollapseResult.NoPresentPage;
         if (result == CollapseResult.Succeeded && policy.RequireReferencedPage
             && (state.Referenced == 0 || (state.Swapped > 0 && state.Referenced < ThpSettings.PtesPerPmd / 2)))
             result = CollapseResult.LackReferencedPage;
@@ -175,7 +175,7 @@ public sealed class CollapseEngine
         for (int i = 0; i < ThpSettings.PtesPerPmd; i++)
         {
             var pte = new PageTableEntry(state.OldPtes[i]);
-            if (pte.Raw == 0 || pte.IsPresent) continue;
+            if (pte.Raw == 0 || AddressSpace.MapsFrame(pte)) continue;
             ulong linear = state.Region + ((ulong)i << PagingConstants.PageBits);
             cost += CollapseCosts.SwapInPerPage;
             if (!mm.HandleFault(linear, AccessKind.Read, present: false).IsResolved())
@@ -202,7 +202,7 @@ public sealed class CollapseEngine
         for (int i = 0; i < ThpSettings.PtesPerPmd; i++)
         {
             var pte = new PageTableEntry(state.OldPtes[i]);
-            if (!pte.IsPresent || pte.FrameNumber == mm.Memory.ZeroFrame) continue;
+            if (!AddressSpace.MapsFrame(pte) || pte.FrameNumber == mm.Memory.ZeroFrame) continue;
             cost += CollapseCosts.IsolatePerPage;
             ref FrameInfo info = ref frames[pte.FrameNumber];
             if (info.Locked) return CollapseResult.PageLocked;
@@ -222,7 +222,7 @@ public sealed class CollapseEngine
         {
             var pte = new PageTableEntry(state.OldPtes[i]);
             ulong target = state.HugeFrame + (ulong)i;
-            if (pte.IsPresent && pte.FrameNumber != memory.ZeroFrame)
+            if (AddressSpace.MapsFrame(pte) && pte.FrameNumber != memory.ZeroFrame)
             {
                 memory.CopyFrame(pte.FrameNumber, target);
                 cost += CollapseCosts.CopyPerPage;
@@ -238,7 +238,7 @@ public sealed class CollapseEngine
         {
             var pte = new PageTableEntry(state.OldPtes[i]);
             mm.Tables.Write(table + (ulong)i * PagingConstants.EntrySize, default);
-            if (!pte.IsPresent || pte.FrameNumber == memory.ZeroFrame) continue;
+            if (!AddressSpace.MapsFrame(pte) || pte.FrameNumber == memory.ZeroFrame) continue;
             mm.ReleaseMappedFrame(pte.FrameNumber);
             freed++;
         }

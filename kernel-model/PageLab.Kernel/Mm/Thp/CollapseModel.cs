@@ -41,6 +41,12 @@ public enum CollapseResult : byte
     ExceedSwapPte,
     /// <summary>SCAN_EXCEED_SHARED_PTE.</summary>
     ExceedSharedPte,
+    /// <summary>
+    /// Every PTE is empty or maps the zero page. Linux 6.18 answers EINVAL here (observed on the host by
+    /// guest-programs/collapse_basic: a region of zero-page PTEs, or emptied by MADV_DONTNEED, does not
+    /// collapse, while one written page among them does). Treated as a whitelisted failure.
+    /// </summary>
+    NoPresentPage,
     /// <summary>SCAN_PAGE_ANON: a present page that is not anonymous.</summary>
     PageNotAnonymous,
     /// <summary>SCAN_PAGE_LOCK: a page is locked.</summary>
@@ -65,7 +71,7 @@ public static class CollapseResultRules
 
     /// <summary>madvise_collapse's whitelist: failures after which the remaining regions of the VMA are still tried.</summary>
     public static bool ContinuesWithNextRegion(this CollapseResult result) => result is
-        CollapseResult.PageLocked or CollapseResult.PageCount or CollapseResult.LackReferencedPage;
+        CollapseResult.PageLocked or CollapseResult.PageCount or CollapseResult.LackReferencedPage or CollapseResult.NoPresentPage;
 
     /// <summary>madvise_collapse_errno.</summary>
     public static Errno ToErrno(this CollapseResult result) => result switch
@@ -87,6 +93,7 @@ public static class CollapseResultRules
         CollapseResult.ExceedSwapPte => "SCAN_EXCEED_SWAP_PTE",
         CollapseResult.ExceedSharedPte => "SCAN_EXCEED_SHARED_PTE",
         CollapseResult.PageNotAnonymous => "SCAN_PAGE_ANON",
+        CollapseResult.NoPresentPage => "SCAN_PAGE_NULL",
         CollapseResult.PageLocked => "SCAN_PAGE_LOCK",
         CollapseResult.PageCount => "SCAN_PAGE_COUNT",
         CollapseResult.LackReferencedPage => "SCAN_LACK_REFERENCED_PAGE",
