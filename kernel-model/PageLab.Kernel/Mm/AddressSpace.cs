@@ -477,27 +477,31 @@ public sealed partial class AddressSpace
     {
         var text = new StringBuilder();
         foreach (var vma in vmas)
-        {
-            int lineStart = text.Length;
-            var (device, inode) = vma.File?.Identity ?? (0, 0);
-            text.Append($"{vma.Start:x8}-{vma.End:x8} ");
-            text.Append((vma.Protection & Protection.Read) != 0 ? 'r' : '-');
-            text.Append((vma.Protection & Protection.Write) != 0 ? 'w' : '-');
-            text.Append((vma.Protection & Protection.Exec) != 0 ? 'x' : '-');
-            text.Append((vma.Flags & VmaFlags.Shared) != 0 ? 's' : 'p');
-            text.Append($" {(vma.File is null ? 0 : vma.FileOffset):x8} {DeviceMajor(device):x2}:{DeviceMinor(device):x2} {inode} ");
-            string? name = vma.File?.Path
-                ?? (vma.Start <= Brk && vma.End >= StartBrk && StartBrk != 0 ? "[heap]"
-                : vma.Start <= StartStack && vma.End >= StartStack ? "[stack]" : null);
-            if (name is not null)
-            {
-                // seq_pad: the header is padded to 25 + 6 * sizeof(void *) - 1 = 72 columns, then one space.
-                text.Append(' ', Math.Max(0, 72 - (text.Length - lineStart)));
-                text.Append(' ').Append(name);
-            }
-            text.Append('\n');
-        }
+            AppendMapsLine(text, vma);
         return text.ToString();
+    }
+
+    /// <summary>One /proc/self/maps line (also the header of each /proc/self/smaps entry).</summary>
+    void AppendMapsLine(StringBuilder text, Vma vma)
+    {
+        int lineStart = text.Length;
+        var (device, inode) = vma.File?.Identity ?? (0, 0);
+        text.Append($"{vma.Start:x8}-{vma.End:x8} ");
+        text.Append((vma.Protection & Protection.Read) != 0 ? 'r' : '-');
+        text.Append((vma.Protection & Protection.Write) != 0 ? 'w' : '-');
+        text.Append((vma.Protection & Protection.Exec) != 0 ? 'x' : '-');
+        text.Append((vma.Flags & VmaFlags.Shared) != 0 ? 's' : 'p');
+        text.Append($" {(vma.File is null ? 0 : vma.FileOffset):x8} {DeviceMajor(device):x2}:{DeviceMinor(device):x2} {inode} ");
+        string? name = vma.File?.Path
+            ?? (vma.Start <= Brk && vma.End >= StartBrk && StartBrk != 0 ? "[heap]"
+            : vma.Start <= StartStack && vma.End >= StartStack ? "[stack]" : null);
+        if (name is not null)
+        {
+            // seq_pad: the header is padded to 25 + 6 * sizeof(void *) - 1 = 72 columns, then one space.
+            text.Append(' ', Math.Max(0, 72 - (text.Length - lineStart)));
+            text.Append(' ').Append(name);
+        }
+        text.Append('\n');
     }
 
     /// <summary>glibc's gnu_dev_major: the major number of an encoded dev_t.</summary>
