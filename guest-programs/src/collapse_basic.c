@@ -27,6 +27,29 @@ static void check_every(const char *label, const char *r, size_t len, size_t str
     print_check(label, bad);
 }
 
+/* Read-faults every page of one region: each PTE then maps the shared zero page. */
+static void read_fault_all(const char *r)
+{
+    volatile char sink = 0;
+    for (size_t off = 0; off < H; off += P)
+        sink += r[off];
+    (void)sink;
+}
+
+/* Writes page `page` of one region, collapses the region, and checks that page's data and
+ * that every other page reads zero. */
+static void collapse_one_written_page(char *r, size_t page, uint64_t seed)
+{
+    touch_every(r + page * P, P, 1, seed);
+    madvise_print("madvise(COLLAPSE)", r, H, MADV_COLLAPSE);
+    print_huge("after", r, H);
+    char label[32];
+    snprintf(label, sizeof label, "data of page %zu", page);
+    print_check(label, check_pattern(r + page * P, P, seed));
+    long other = check_zero(r, page * P) < 0 && check_zero(r + (page + 1) * P, H - (page + 1) * P) < 0 ? -1 : 0;
+    print_check("other pages zero", other);
+}
+
 static char *collapse_case(const char *title, size_t regions)
 {
     printf("## %s\n", title);
@@ -55,11 +78,7 @@ int main(void)
     print_check("data (all zero)", check_zero(r, H));
 
     r = collapse_case("single PTE", 1);
-    touch_every(r + 77 * P, P, 1, 3);
-    madvise_print("madvise(COLLAPSE)", r, H, MADV_COLLAPSE);
-    print_huge("after", r, H);
-    print_check("data of page 77", check_pattern(r + 77 * P, P, 3));
-    print_check("other pages zero", check_zero(r, 77 * P) < 0 && check_zero(r + 78 * P, H - 78 * P) < 0 ? -1 : 0);
+    collapse_one_written_page(r, 77, 3);
 
     r = collapse_case("many empty PTEs (every 7th page populated)", 1);
     touch_every(r, H, 7, 4);
@@ -69,21 +88,14 @@ int main(void)
     check_every("data", r, H, 7, 4);
 
     r = collapse_case("only zero-page PTEs (read faults)", 1);
-    volatile char sink = 0;
-    for (size_t off = 0; off < H; off += P)
-        sink += r[off];
+    read_fault_all(r);
     madvise_print("madvise(COLLAPSE)", r, H, MADV_COLLAPSE);
     print_huge("after", r, H);
     print_check("data (all zero)", check_zero(r, H));
 
     r = collapse_case("zero-page PTEs and one written page", 1);
-    for (size_t off = 0; off < H; off += P)
-        sink += r[off];
-    touch_every(r + 300 * P, P, 1, 8);
-    madvise_print("madvise(COLLAPSE)", r, H, MADV_COLLAPSE);
-    print_huge("after", r, H);
-    print_check("data of page 300", check_pattern(r + 300 * P, P, 8));
-    print_check("other pages zero", check_zero(r, 300 * P) < 0 && check_zero(r + 301 * P, H - 301 * P) < 0 ? -1 : 0);
+    read_fault_all(r);
+    collapse_one_written_page(r, 300, 8);
 
     r = collapse_case("never touched", 1);
     madvise_print("madvise(COLLAPSE)", r, H, MADV_COLLAPSE);
@@ -104,6 +116,5 @@ int main(void)
     madvise_print("madvise(2 regions, COLLAPSE)", r, 2 * H, MADV_COLLAPSE);
     print_huge("whole VMA", r, 2 * H);
     check_every("data region 1", r + H, H, 1, 7);
-    (void)sink;
     return 0;
 }
