@@ -146,17 +146,24 @@ static inline void fill_pattern(char *p, size_t len, uint64_t seed)
     }
 }
 
-/* Checks a pattern written by fill_pattern; returns the first bad page index or -1. */
-static inline long check_pattern(const char *p, size_t len, uint64_t seed)
+/* Checks [p, p + len) against the pattern fill_pattern wrote with this seed, p being page
+ * first_index of the filled buffer; returns the first bad page (counted from p) or -1. */
+static inline long check_pattern_from(const char *p, size_t len, uint64_t seed, size_t first_index)
 {
     for (size_t off = 0; off < len; off += PAGE_SIZE_4K) {
-        uint64_t state = seed ^ (off / PAGE_SIZE_4K);
+        uint64_t state = seed ^ (first_index + off / PAGE_SIZE_4K);
         const uint64_t *words = (const uint64_t *)(p + off);
         for (size_t i = 0; i < PAGE_SIZE_4K / 8; i += 64)
             if (words[i] != rng_next(&state))
                 return (long)(off / PAGE_SIZE_4K);
     }
     return -1;
+}
+
+/* Checks a whole buffer written by fill_pattern; returns the first bad page index or -1. */
+static inline long check_pattern(const char *p, size_t len, uint64_t seed)
+{
+    return check_pattern_from(p, len, seed, 0);
 }
 
 /* Checks that [p, p + len) reads as zeroes; returns the first nonzero page index or -1. */
@@ -219,7 +226,7 @@ static inline int next_line(const char **text, char *line, size_t size)
 /* Per-region totals from /proc/self/smaps, in kB, summed over the VMAs that overlap
  * [start, start + len). */
 struct smaps_totals {
-    unsigned long vmas, size, rss, anonymous, anon_huge, swap, thp_eligible;
+    unsigned long vmas, size, rss, anonymous, anon_huge, shmem_pmd, swap, thp_eligible;
 };
 
 static inline struct smaps_totals smaps_region(const void *start, size_t len)
@@ -244,6 +251,8 @@ static inline struct smaps_totals smaps_region(const void *start, size_t len)
             t.anonymous += kb;
         } else if (sscanf(line, "AnonHugePages: %lu kB", &kb) == 1) {
             t.anon_huge += kb;
+        } else if (sscanf(line, "ShmemPmdMapped: %lu kB", &kb) == 1) {
+            t.shmem_pmd += kb;
         } else if (sscanf(line, "Swap: %lu kB", &kb) == 1) {
             t.swap += kb;
         } else if (sscanf(line, "THPeligible: %lu", &kb) == 1) {

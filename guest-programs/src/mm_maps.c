@@ -65,12 +65,7 @@ int main(int argc, char **argv)
     report("mremap(+16, 14 -> 12 pages, MAYMOVE|FIXED to +40) offset", moved == MAP_FAILED ? -1 : (long)((char *)moved - base) / (long)P);
     show("after mremap move");
     /* fill_pattern seeded each page by its index from base: page 16 is now at 40. */
-    long bad = -1;
-    for (size_t page = 0; page < 12 && bad < 0; page++) {
-        uint64_t state = 1 ^ (16 + page), first = rng_next(&state);
-        if (*(uint64_t *)(base + (40 + page) * P) != first)
-            bad = (long)page;
-    }
+    long bad = check_pattern_from(base + 40 * P, 12 * P, 1, 16);
     print_check("moved data", bad);
 
     fixed(56, 4, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
