@@ -94,6 +94,9 @@ public sealed class AddressSpace
     /// <summary>Initial stack pointer's page region start, for naming [stack] in /proc/self/maps.</summary>
     public ulong StartStack { get; set; }
 
+    /// <summary>Called after every page fault the handler services, with what it did (statistics, virtual time).</summary>
+    public Action<FaultOutcome>? FaultHandled { get; set; }
+
     /// <summary>Frames mapped by user PTEs (resident set), zero page excluded.</summary>
     public long ResidentPages { get; private set; }
 
@@ -213,7 +216,15 @@ public sealed class AddressSpace
         if (last == first)
             return;
         vmas.RemoveRange(first, last - first);
+        ZapPages(start, end);
+    }
 
+    /// <summary>
+    /// Clears every PTE in [start, end) and releases the frames, keeping the VMAs (munmap's second
+    /// half, and MADV_DONTNEED: the next access faults in fresh zeroes or file content).
+    /// </summary>
+    public void ZapPages(ulong start, ulong end)
+    {
         var flush = new FlushGather();
         Tables.VisitPtes(start, end, (linear, pteAddress) =>
         {
@@ -305,6 +316,13 @@ public sealed class AddressSpace
     /// <paramref name="present"/> is the P bit of the error code: the page was mapped but the access was not allowed.
     /// </summary>
     public FaultOutcome HandleFault(ulong address, AccessKind access, bool present)
+    {
+        var outcome = ServiceFault(address, access, present);
+        FaultHandled?.Invoke(outcome);
+        return outcome;
+    }
+
+    FaultOutcome ServiceFault(ulong address, AccessKind access, bool present)
     {
         if (address >= TaskSize)
             return FaultOutcome.SegvMapError;
