@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates expected/<case>.txt from native runs of every case in cases.txt on this host
-# (the "proposal" suite is hand-written and left alone). The file holds the program's stdout
-# without its "timing:" lines (which are never compared), then a last line "[exit N]".
+# Regenerates expected/<case>.txt from native runs of every case in cases.txt on this host.
+# The file holds the program's stdout without its "timing:" lines (which are never
+# compared), then a last line "[exit N]". For the "proposal" suite the native command gets
+# the extra argument "as-collapse" (see cases.txt).
 # When the musl build prints something else, that output goes to expected/<case>.musl.txt.
 # Usage: update-expected.sh [case...]   (default: every case)
 set -euo pipefail
@@ -20,11 +21,12 @@ native_output() { # libc program args...
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 while read -r suite name rest; do
-  case "$suite" in ''|'#'*|proposal) continue ;; esac
+  case "$suite" in ''|'#'*) continue ;; esac
   if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
   # Drop the PageLab options ("... --") that precede the program.
   if [[ " $rest " == *" -- "* ]]; then rest=${rest#*-- }; fi
   read -r -a command <<<"$rest"
+  if [ "$suite" = proposal ]; then command+=(as-collapse); fi
   native_output glibc "${command[@]}" >"$here/expected/$name.txt"
   if [ -x "$here/out/musl/${command[0]}" ]; then
     native_output musl "${command[@]}" >"$here/expected/$name.musl.txt"

@@ -7,6 +7,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,19 @@
 #define PAGE_SIZE_4K 4096UL
 #define HUGE_SIZE_2M (2 * MiB)
 
+/* Advice values from Linux's uapi, for libc headers (musl's) that lack the newer ones. */
+#ifndef MADV_COLD
+#define MADV_COLD 20
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
 #endif
@@ -132,17 +146,24 @@ static inline void fill_pattern(char *p, size_t len, uint64_t seed)
     }
 }
 
-/* Checks a pattern written by fill_pattern; returns the first bad page index or -1. */
-static inline long check_pattern(const char *p, size_t len, uint64_t seed)
+/* Checks [p, p + len) against the pattern fill_pattern wrote with this seed, p being page
+ * first_index of the filled buffer; returns the first bad page (counted from p) or -1. */
+static inline long check_pattern_from(const char *p, size_t len, uint64_t seed, size_t first_index)
 {
     for (size_t off = 0; off < len; off += PAGE_SIZE_4K) {
-        uint64_t state = seed ^ (off / PAGE_SIZE_4K);
+        uint64_t state = seed ^ (first_index + off / PAGE_SIZE_4K);
         const uint64_t *words = (const uint64_t *)(p + off);
         for (size_t i = 0; i < PAGE_SIZE_4K / 8; i += 64)
             if (words[i] != rng_next(&state))
                 return (long)(off / PAGE_SIZE_4K);
     }
     return -1;
+}
+
+/* Checks a whole buffer written by fill_pattern; returns the first bad page index or -1. */
+static inline long check_pattern(const char *p, size_t len, uint64_t seed)
+{
+    return check_pattern_from(p, len, seed, 0);
 }
 
 /* Checks that [p, p + len) reads as zeroes; returns the first nonzero page index or -1. */
@@ -162,35 +183,62 @@ static inline void print_check(const char *label, long bad_page)
         printf("%s: BAD at page %ld\n", label, bad_page);
 }
 
+/* Reads a whole (proc) file into a static buffer without touching the heap: a malloc here
+ * (fopen's) could mmap and land inside a hole the program is observing. Returns the text,
+ * NUL-terminated; later calls reuse the buffer. */
+static inline const char *read_text_file(const char *path)
+{
+    static char buffer[1 << 20];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        die(path);
+    size_t used = 0;
+    for (;;) {
+        ssize_t n = read(fd, buffer + used, sizeof buffer - 1 - used);
+        if (n < 0)
+            die(path);
+        if (n == 0 || used + (size_t)n >= sizeof buffer - 1) {
+            used += (size_t)(n > 0 ? n : 0);
+            break;
+        }
+        used += (size_t)n;
+    }
+    close(fd);
+    buffer[used] = 0;
+    return buffer;
+}
+
+/* Copies the line at *text into line (truncated to size) and advances *text past it;
+ * returns 0 at the end of the text. */
+static inline int next_line(const char **text, char *line, size_t size)
+{
+    if (**text == 0)
+        return 0;
+    const char *end = strchr(*text, '\n');
+    size_t len = end ? (size_t)(end - *text) : strlen(*text);
+    size_t copy = len < size - 1 ? len : size - 1;
+    memcpy(line, *text, copy);
+    line[copy] = 0;
+    *text += len + (end != NULL);
+    return 1;
+}
+
 /* Per-region totals from /proc/self/smaps, in kB, summed over the VMAs that overlap
  * [start, start + len). */
 struct smaps_totals {
-    unsigned long vmas, size, rss, anonymous, anon_huge, swap, thp_eligible;
+    unsigned long vmas, size, rss, anonymous, anon_huge, shmem_pmd, swap, thp_eligible;
 };
-
-static inline int parse_range(const char *line, uintptr_t *lo, uintptr_t *hi)
-{
-    unsigned long a, b;
-    if (sscanf(line, "%lx-%lx ", &a, &b) != 2)
-        return 0;
-    *lo = a;
-    *hi = b;
-    return 1;
-}
 
 static inline struct smaps_totals smaps_region(const void *start, size_t len)
 {
     struct smaps_totals t = { 0 };
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f)
-        die("fopen /proc/self/smaps");
+    const char *text = read_text_file("/proc/self/smaps");
     char line[512];
     int inside = 0;
     uintptr_t s = (uintptr_t)start, e = s + len;
-    while (fgets(line, sizeof line, f)) {
-        uintptr_t lo, hi;
-        unsigned long kb;
-        if (parse_range(line, &lo, &hi)) {
+    while (next_line(&text, line, sizeof line)) {
+        unsigned long lo, hi, kb;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
             inside = lo < e && hi > s;
             t.vmas += inside;
         } else if (!inside) {
@@ -203,17 +251,18 @@ static inline struct smaps_totals smaps_region(const void *start, size_t len)
             t.anonymous += kb;
         } else if (sscanf(line, "AnonHugePages: %lu kB", &kb) == 1) {
             t.anon_huge += kb;
+        } else if (sscanf(line, "ShmemPmdMapped: %lu kB", &kb) == 1) {
+            t.shmem_pmd += kb;
         } else if (sscanf(line, "Swap: %lu kB", &kb) == 1) {
             t.swap += kb;
         } else if (sscanf(line, "THPeligible: %lu", &kb) == 1) {
             t.thp_eligible += kb;
         }
     }
-    fclose(f);
     return t;
 }
 
-/* Prints "label: AnonHugePages=N kB", the line every collapse case ends with. */
+/* Prints "label: AnonHugePages=N kB Rss=N kB", the line every collapse case ends with. */
 static inline unsigned long print_huge(const char *label, const void *start, size_t len)
 {
     struct smaps_totals t = smaps_region(start, len);
@@ -226,13 +275,11 @@ static inline unsigned long print_huge(const char *label, const void *start, siz
  * component): everything in a maps line that does not depend on where the kernel put things. */
 static inline void print_maps(const char *label, const void *base, size_t len)
 {
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f)
-        die("fopen /proc/self/maps");
+    const char *text = read_text_file("/proc/self/maps");
     char line[512];
     uintptr_t s = (uintptr_t)base, e = s + len;
     printf("%s:\n", label);
-    while (fgets(line, sizeof line, f)) {
+    while (next_line(&text, line, sizeof line)) {
         unsigned long lo, hi, offset;
         char perms[8], name[256] = "";
         if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %255[^\n]", &lo, &hi, perms, &offset, name) < 4)
@@ -242,29 +289,24 @@ static inline void print_maps(const char *label, const void *base, size_t len)
         uintptr_t clo = lo < s ? s : lo, chi = hi > e ? e : hi;
         const char *shown = strrchr(name, '/');
         shown = (shown && name[0] == '/') ? shown + 1 : name;
-        printf("  +%#lx..+%#lx %s %lu kB off=%#lx %s\n", (unsigned long)(clo - s), (unsigned long)(chi - s),
-               perms, (unsigned long)(chi - clo) / 1024, offset, shown);
+        printf("  +%#lx..+%#lx %s %lu kB off=%#lx%s%s\n", (unsigned long)(clo - s), (unsigned long)(chi - s),
+               perms, (unsigned long)(chi - clo) / 1024, offset, shown[0] ? " " : "", shown);
     }
-    fclose(f);
 }
 
 /* Reads the THP `enabled` setting ("madvise" etc.), printed first by programs whose output
  * depends on it, so host drift shows on line 1 of a diff. */
 static inline void print_thp_setting(void)
 {
-    char buf[128] = "unavailable";
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-    if (f) {
-        if (fgets(buf, sizeof buf, f)) {
-            char *open = strchr(buf, '['), *close = open ? strchr(open, ']') : NULL;
-            if (open && close) {
-                *close = 0;
-                memmove(buf, open + 1, strlen(open + 1) + 1);
-            }
-        }
-        fclose(f);
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", read_text_file("/sys/kernel/mm/transparent_hugepage/enabled"));
+    char *open = strchr(buf, '['), *close = open ? strchr(open, ']') : NULL;
+    if (open && close) {
+        *close = 0;
+        printf("thp-enabled: %s\n", open + 1);
+    } else {
+        printf("thp-enabled: unreadable\n");
     }
-    printf("thp-enabled: %s\n", buf);
 }
 
 #endif

@@ -29,14 +29,14 @@ internal static class Differential
     }
 
     /// <summary>
-    /// PageLab prints the hand-written expected output of a case where it deliberately differs
-    /// from Linux 6.18 (the proposed MADV_TRY_COLLAPSE ABI).
+    /// PageLab prints the stored expected output of a case where it deliberately differs from
+    /// Linux 6.18 (the proposed MADV_TRY_COLLAPSE ABI; see guest-programs/cases.txt).
     /// </summary>
     public static void PageLabMatchesExpected(string caseName, string libc)
     {
         var guestCase = GuestCatalog.Get(caseName);
         string expectedPath = RepositoryLayout.ExpectedOutput(caseName, libc);
-        Assert.True(File.Exists(expectedPath), $"{expectedPath} is missing (hand-written for the proposal suite).");
+        Assert.True(File.Exists(expectedPath), $"{expectedPath} is missing: run guest-programs/update-expected.sh.");
         var emulated = GuestLauncher.RunPageLab(guestCase, libc);
         AssertSame($"{expectedPath} (proposed behaviour)", GuestTranscript.FromExpectedFile(expectedPath),
             $"pagelab run ({libc})", emulated);
