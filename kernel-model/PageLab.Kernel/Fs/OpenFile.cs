@@ -61,6 +61,17 @@ public sealed class HostFile : OpenFile, IMappableFile
 
     public override string Path { get; }
 
+    /// <summary>Opens a host file read-only (the program to run): 0 and the file, or -errno.</summary>
+    public static int OpenReadOnly(string path, out HostFile? file)
+    {
+        file = null;
+        int fd = HostInterop.Open(path, HostInterop.O_RDONLY | HostInterop.O_CLOEXEC);
+        if (fd < 0)
+            return fd;
+        file = new HostFile(fd, path, owned: true, writable: false);
+        return 0;
+    }
+
     public override long Read(Span<byte> buffer) => HostInterop.Read(fd, buffer);
 
     public override long Write(ReadOnlySpan<byte> buffer) => writable ? HostInterop.Write(fd, buffer) : -(long)Errno.EBADF;

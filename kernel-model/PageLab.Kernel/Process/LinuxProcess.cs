@@ -70,6 +70,7 @@ public sealed partial class LinuxProcess
         memory.Guest.SwitchAddressSpace(Space.Tables.Cr3);
     }
 
+    public ProcessSettings Settings => settings;
     public AddressSpace Space { get; }
     public UserMemory User { get; }
     public GuestFileSystem FileSystem { get; }
