@@ -95,34 +95,11 @@ public sealed partial class LinuxProcess
         return Space.Protect(address, address + size, (Protection)(prot & ProtMask)) ? 0 : Fail(Errno.ENOMEM);
     }
 
+    /// <summary>madvise(2): the walk and every advice are the memory manager's (Mm.Madvise); its cost is charged to the caller.</summary>
     long Madvise(ulong address, ulong length, int advice)
     {
-        const int Normal = 0, Random = 1, Sequential = 2, WillNeed = 3, DontNeed = 4, Free = 8;
-        const int DontFork = 10, DoFork = 11, Mergeable = 12, Unmergeable = 13, HugePage = 14, NoHugePage = 15, DontDump = 16, DoDump = 17;
-        if ((address & PagingConstants.PageMask) != 0) return Fail(Errno.EINVAL);
-        ulong size = AddressSpace.PageAlignUp(length);
-        if (size < length || address > ulong.MaxValue - size) return Fail(Errno.EINVAL);
-        bool known = advice is Normal or Random or Sequential or WillNeed or DontNeed or Free or DontFork or DoFork
-            or Mergeable or Unmergeable or HugePage or NoHugePage or DontDump or DoDump;
-        if (!known) return Fail(Errno.EINVAL);
-        if (size == 0) return 0;
-        ulong end = address + size;
-        bool hole = false;
-        for (ulong cursor = address; cursor < end;)
-        {
-            var vma = Space.FindVma(cursor);
-            if (vma is null)
-            {
-                hole = true;
-                var next = Space.Vmas.FirstOrDefault(v => v.Start > cursor);
-                if (next is null) break;
-                cursor = next.Start;
-                continue;
-            }
-            if (advice is DontNeed or Free)
-                Space.ZapPages(Math.Max(vma.Start, address), Math.Min(vma.End, end));
-            cursor = vma.End;
-        }
-        return hole ? Fail(Errno.ENOMEM) : 0;
+        var result = Mm.Madvise.Apply(Space, address, length, advice, settings.KernelAbi);
+        time.Advance(result.Nanoseconds);
+        return result.Error is { } errno ? Fail(errno) : 0;
     }
 }

@@ -23,6 +23,9 @@ public sealed record ProcessSettings
 
     public Credentials Credentials { get; init; }
 
+    /// <summary>Which kernel's system-call interface the guest sees (the MADV_TRY_COLLAPSE proposal or plain 6.18).</summary>
+    public KernelAbi KernelAbi { get; init; }
+
     /// <summary>Where --strace lines go; null when tracing is off.</summary>
     public TextWriter? Strace { get; init; }
 
