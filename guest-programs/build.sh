@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds every guest program as a static x86-64 binary: glibc (gcc) into out/glibc and,
 # when musl-gcc is installed, musl into out/musl. Incremental: rebuilds a program when its
-# source or a shared header in src/ changed.
+# source or a shared header in src/ changed. out/foreign gets static binaries built by others
+# (Debian's busybox-static) and the data files their cases read.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$here/out/glibc" "$here/out/musl"
+mkdir -p "$here/out/glibc" "$here/out/musl" "$here/out/foreign"
 newest_header=$(ls -t "$here"/src/*.h 2>/dev/null | head -n 1)
 stale() { [ ! -e "$1" ] || [ "$2" -nt "$1" ] || { [ -n "$newest_header" ] && [ "$newest_header" -nt "$1" ]; }; }
 for src in "$here"/src/*.c; do
@@ -21,3 +22,9 @@ for src in "$here"/src/*.c; do
     fi
   fi
 done
+
+# Static binaries we did not write (install-deps.sh installs them), with their data files.
+if [ -x /bin/busybox ]; then
+  cp -p /bin/busybox "$here/out/foreign/busybox"
+fi
+cp -p "$here"/data/* "$here/out/foreign/"

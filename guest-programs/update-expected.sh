@@ -27,6 +27,11 @@ while read -r suite name rest; do
   if [[ " $rest " == *" -- "* ]]; then rest=${rest#*-- }; fi
   read -r -a command <<<"$rest"
   if [ "$suite" = proposal ]; then command+=(as-collapse); fi
+  if [ "$suite" = foreign ]; then
+    native_output foreign "${command[@]}" >"$here/expected/$name.txt"
+    echo "$name: $(tail -n 1 "$here/expected/$name.txt")"
+    continue
+  fi
   native_output glibc "${command[@]}" >"$here/expected/$name.txt"
   if [ -x "$here/out/musl/${command[0]}" ]; then
     native_output musl "${command[@]}" >"$here/expected/$name.musl.txt"

@@ -1,17 +1,18 @@
 namespace PageLab.Integration.Tests;
 
 /// <summary>One line of guest-programs/cases.txt: a guest program with its arguments.</summary>
-/// <param name="Suite">Which test class runs it: run, mm, collapse, or proposal.</param>
+/// <param name="Suite">Which test class runs it: run, foreign, mm, collapse, or proposal.</param>
 /// <param name="Name">The case name, also the name of its expected output file.</param>
 /// <param name="PageLabOptions">Extra <c>pagelab run</c> options for this case.</param>
-/// <param name="Program">The program's file name under guest-programs/out/&lt;libc&gt;/.</param>
+/// <param name="Program">The program's file name under guest-programs/out/&lt;build&gt;/.</param>
 /// <param name="Arguments">The program's arguments.</param>
 internal sealed record GuestCase(
     string Suite, string Name, IReadOnlyList<string> PageLabOptions, string Program, IReadOnlyList<string> Arguments);
 
 /// <summary>
 /// The guest-program cases (guest-programs/cases.txt, shared with update-expected.sh) and the
-/// libc builds to run them with.
+/// builds to run them with: a build is a directory under guest-programs/out ("glibc" and
+/// "musl" for our programs, "foreign" for static binaries we did not write).
 /// </summary>
 internal static class GuestCatalog
 {
@@ -27,13 +28,17 @@ internal static class GuestCatalog
         s_cases.Value.SingleOrDefault(c => c.Name == name)
         ?? throw new ArgumentException($"No case '{name}' in {RepositoryLayout.CaseList}.", nameof(name));
 
-    /// <summary>Every (case, libc) pair of a suite, as xunit theory data.</summary>
+    /// <summary>The build of the suite that runs binaries we did not write.</summary>
+    public const string ForeignSuite = "foreign";
+
+    /// <summary>Every (case, build) pair of a suite, as xunit theory data.</summary>
     public static TheoryData<string, string> Cases(string suite)
     {
         var data = new TheoryData<string, string>();
+        IReadOnlyList<string> builds = suite == ForeignSuite ? [ForeignSuite] : Libcs;
         foreach (var guestCase in s_cases.Value.Where(c => c.Suite == suite))
         {
-            foreach (string libc in Libcs)
+            foreach (string libc in builds)
             {
                 data.Add(guestCase.Name, libc);
             }

@@ -52,7 +52,7 @@ internal static class GuestLauncher
         string binary = Path.Combine(RepositoryLayout.BinaryDirectory(libc), guestCase.Program);
         Assert.True(File.Exists(binary),
             $"Guest binary {binary} is missing: run `bash guest-programs/build.sh` "
-            + "(and `bash guest-programs/install-deps.sh` for the musl builds); tests/run-all.sh does both.");
+            + "(after `bash guest-programs/install-deps.sh` for the musl builds and busybox); tests/run-all.sh does both.");
         return binary;
     }
 

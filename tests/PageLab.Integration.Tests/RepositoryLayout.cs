@@ -13,7 +13,7 @@ internal static class RepositoryLayout
 
     public static string CaseList => Path.Combine(GuestPrograms, "cases.txt");
 
-    /// <summary>The directory of the static binaries built for one libc ("glibc" or "musl").</summary>
+    /// <summary>The directory of one build's static binaries ("glibc", "musl" or "foreign").</summary>
     public static string BinaryDirectory(string libc) => Path.Combine(GuestPrograms, "out", libc);
 
     /// <summary>

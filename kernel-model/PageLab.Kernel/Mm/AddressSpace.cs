@@ -12,6 +12,8 @@ public enum FaultOutcome : byte
     ZeroPageMapped,
     /// <summary>Write to untouched anonymous memory: a zeroed frame was mapped.</summary>
     AnonymousZeroFilled,
+    /// <summary>Write to an untouched 2 MiB region eligible for THP: a zeroed huge page was mapped by the PMD.</summary>
+    HugePageAllocated,
     /// <summary>Read of a file-backed page: the page-cache frame was mapped read-only.</summary>
     FilePageMapped,
     /// <summary>Write to a read-only shared frame (zero page, page cache): copied into a private frame.</summary>
@@ -41,7 +43,7 @@ public static class FaultOutcomeExtensions
 /// Linux x86: INVLPG per page for up to <see cref="TlbSingleFlushCeiling"/> pages, a full non-global
 /// flush above, after clearing or downgrading present PTEs; none when only adding permissions.
 /// </summary>
-public sealed class AddressSpace
+public sealed partial class AddressSpace
 {
     /// <summary>TASK_SIZE_MAX on x86-64 with 4-level paging: 2^47 minus one guard page.</summary>
     public const ulong TaskSize = (1UL << 47) - PagingConstants.PageSize;
@@ -187,6 +189,16 @@ public sealed class AddressSpace
         return vmas[index];
     }
 
+    /// <summary>Merges every VMA starting in [start, end) with its neighbours where Linux would (after a change of rights or flags).</summary>
+    void MergeVmasIn(ulong start, ulong end)
+    {
+        for (int i = FindIndex(start); i < vmas.Count && vmas[i].Start < end;)
+        {
+            var merged = MergeAround(i);
+            i = FindIndex(merged.End);
+        }
+    }
+
     /// <summary>Splits the VMA containing <paramref name="address"/> so that a VMA boundary falls there.</summary>
     void SplitAt(ulong address)
     {
@@ -213,8 +225,17 @@ public sealed class AddressSpace
         if (last == first)
             return;
         vmas.RemoveRange(first, last - first);
+        ZapPages(start, end);
+    }
 
+    /// <summary>
+    /// Clears every mapping in [start, end) and releases the frames, leaving the VMAs in place
+    /// (zap_page_range_single: munmap's second half, and MADV_DONTNEED).
+    /// </summary>
+    public void ZapPages(ulong start, ulong end)
+    {
         var flush = new FlushGather();
+        ZapOrSplitHugePmds(start, end, flush);
         Tables.VisitPtes(start, end, (linear, pteAddress) =>
         {
             var pte = Tables.Read(pteAddress);
@@ -228,7 +249,7 @@ public sealed class AddressSpace
         Flush(flush);
     }
 
-    void ReleaseMappedFrame(ulong frameNumber)
+    internal void ReleaseMappedFrame(ulong frameNumber)
     {
         if (frameNumber == memory.ZeroFrame)
             return;
@@ -257,6 +278,7 @@ public sealed class AddressSpace
             vmas[i].Protection = protection;
 
         var flush = new FlushGather();
+        ProtectOrSplitHugePmds(start, end, protection, flush);
         Tables.VisitPtes(start, end, (linear, pteAddress) =>
         {
             var old = Tables.Read(pteAddress);
@@ -271,11 +293,7 @@ public sealed class AddressSpace
                 flush.Add(linear);
         });
         Flush(flush);
-        for (int i = FindIndex(start); i < vmas.Count && vmas[i].Start < end;)
-        {
-            var merged = MergeAround(i);
-            i = FindIndex(merged.End);
-        }
+        MergeVmasIn(start, end);
         return true;
     }
 
@@ -318,6 +336,9 @@ public sealed class AddressSpace
         if (access == AccessKind.Write ? (vma.Protection & Protection.Write) == 0
                                        : present || vma.Protection == Protection.None)
             return FaultOutcome.SegvAccessError;
+
+        if (vma.IsAnonymous && HandleHugePmdFault(vma, address, access) is { } hugeOutcome)
+            return hugeOutcome;
 
         ulong page = address & ~PagingConstants.PageMask;
         if (!Tables.TryGetPteAddress(page, allocate: true, out ulong pteAddress))
@@ -456,27 +477,31 @@ public sealed class AddressSpace
     {
         var text = new StringBuilder();
         foreach (var vma in vmas)
-        {
-            int lineStart = text.Length;
-            var (device, inode) = vma.File?.Identity ?? (0, 0);
-            text.Append($"{vma.Start:x8}-{vma.End:x8} ");
-            text.Append((vma.Protection & Protection.Read) != 0 ? 'r' : '-');
-            text.Append((vma.Protection & Protection.Write) != 0 ? 'w' : '-');
-            text.Append((vma.Protection & Protection.Exec) != 0 ? 'x' : '-');
-            text.Append((vma.Flags & VmaFlags.Shared) != 0 ? 's' : 'p');
-            text.Append($" {(vma.File is null ? 0 : vma.FileOffset):x8} {DeviceMajor(device):x2}:{DeviceMinor(device):x2} {inode} ");
-            string? name = vma.File?.Path
-                ?? (vma.Start <= Brk && vma.End >= StartBrk && StartBrk != 0 ? "[heap]"
-                : vma.Start <= StartStack && vma.End >= StartStack ? "[stack]" : null);
-            if (name is not null)
-            {
-                // seq_pad: the header is padded to 25 + 6 * sizeof(void *) - 1 = 72 columns, then one space.
-                text.Append(' ', Math.Max(0, 72 - (text.Length - lineStart)));
-                text.Append(' ').Append(name);
-            }
-            text.Append('\n');
-        }
+            AppendMapsLine(text, vma);
         return text.ToString();
+    }
+
+    /// <summary>One /proc/self/maps line (also the header of each /proc/self/smaps entry).</summary>
+    void AppendMapsLine(StringBuilder text, Vma vma)
+    {
+        int lineStart = text.Length;
+        var (device, inode) = vma.File?.Identity ?? (0, 0);
+        text.Append($"{vma.Start:x8}-{vma.End:x8} ");
+        text.Append((vma.Protection & Protection.Read) != 0 ? 'r' : '-');
+        text.Append((vma.Protection & Protection.Write) != 0 ? 'w' : '-');
+        text.Append((vma.Protection & Protection.Exec) != 0 ? 'x' : '-');
+        text.Append((vma.Flags & VmaFlags.Shared) != 0 ? 's' : 'p');
+        text.Append($" {(vma.File is null ? 0 : vma.FileOffset):x8} {DeviceMajor(device):x2}:{DeviceMinor(device):x2} {inode} ");
+        string? name = vma.File?.Path
+            ?? (vma.Start <= Brk && vma.End >= StartBrk && StartBrk != 0 ? "[heap]"
+            : vma.Start <= StartStack && vma.End >= StartStack ? "[stack]" : null);
+        if (name is not null)
+        {
+            // seq_pad: the header is padded to 25 + 6 * sizeof(void *) - 1 = 72 columns, then one space.
+            text.Append(' ', Math.Max(0, 72 - (text.Length - lineStart)));
+            text.Append(' ').Append(name);
+        }
+        text.Append('\n');
     }
 
     /// <summary>glibc's gnu_dev_major: the major number of an encoded dev_t.</summary>

@@ -17,6 +17,15 @@ public struct FrameInfo
 
     /// <summary>What the frame holds.</summary>
     public FrameUse Use;
+
+    /// <summary>Compound order on the head frame of a block mapped as one page: 9 for a THP, 0 otherwise.</summary>
+    public byte Order;
+
+    /// <summary>Locked (Linux's PG_locked, e.g. under I/O): collapse must not take it (EAGAIN).</summary>
+    public bool Locked;
+
+    /// <summary>Long-term pins (pin_user_pages, e.g. RDMA or vfio): the frame cannot move, collapse fails with EAGAIN.</summary>
+    public int PinCount;
 }
 
 /// <summary>

@@ -39,7 +39,7 @@ public sealed class KernelMemory
     /// <summary>Allocates one frame, zeroes it and takes the first reference.</summary>
     public bool TryAllocateZeroed(FrameUse use, out ulong frameNumber)
     {
-        if (!Frames.TryAllocate(0, use, AllocationEffort.DirectReclaimAndCompaction, out frameNumber))
+        if (!TryAllocateCharged(use, out frameNumber))
             return false;
         FrameSpan(frameNumber).Clear();
         Guest.FrameWritten(frameNumber);
@@ -50,12 +50,70 @@ public sealed class KernelMemory
     /// <summary>Allocates one frame holding a copy of <paramref name="sourceFrame"/> and takes the first reference.</summary>
     public bool TryAllocateCopy(ulong sourceFrame, FrameUse use, out ulong frameNumber)
     {
-        if (!Frames.TryAllocate(0, use, AllocationEffort.DirectReclaimAndCompaction, out frameNumber))
+        if (!TryAllocateCharged(use, out frameNumber))
             return false;
         FrameSpan(sourceFrame).CopyTo(FrameSpan(frameNumber));
         Guest.FrameWritten(frameNumber);
         FrameTable[frameNumber] = new FrameInfo { RefCount = 1, Use = use };
         return true;
+    }
+
+    /// <summary>User memory (anonymous and page cache) is charged to the memcg, one page per frame.</summary>
+    static bool IsCharged(FrameUse use) => use is FrameUse.Anonymous or FrameUse.PageCache;
+
+    bool TryAllocateCharged(FrameUse use, out ulong frameNumber)
+    {
+        if (!Frames.TryAllocate(0, use, AllocationEffort.DirectReclaimAndCompaction, out frameNumber))
+            return false;
+        if (IsCharged(use) && !TryChargeMemcg(1))
+        {
+            Frames.Free(frameNumber, 0);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>The memory cgroup charged for user pages; null means no limit.</summary>
+    public IMemoryCgroup? Memcg { get; set; }
+
+    /// <summary>NUMA node of a frame (one node until the buddy model's topology is attached).</summary>
+    public int NodeOf(ulong frameNumber) => 0;
+
+    /// <summary>
+    /// Allocates a block of 2^order frames for user memory (a THP) at the given effort. <paramref name="stallNanoseconds"/>
+    /// is the modeled time spent in direct reclaim/compaction to get it.
+    /// </summary>
+    public bool TryAllocateBlock(int order, int node, AllocationEffort effort, out ulong frameNumber, out ulong stallNanoseconds)
+    {
+        var stall = new Physical.CostLedger();
+        bool allocated = Frames.TryAllocate(order, FrameUse.Anonymous, effort, node, stall, out frameNumber);
+        stallNanoseconds = stall.TotalNs;
+        return allocated;
+    }
+
+    /// <summary>Returns a block from <see cref="TryAllocateBlock"/> (nothing references it any more).</summary>
+    public void FreeBlock(ulong frameNumber, int order)
+    {
+        for (ulong i = 0; i < 1UL << order; i++) FrameTable[frameNumber + i] = default;
+        Frames.Free(frameNumber, order);
+    }
+
+    public bool TryChargeMemcg(long pages) => Memcg?.TryCharge(pages) ?? true;
+
+    public void UnchargeMemcg(long pages) => Memcg?.Uncharge(pages);
+
+    /// <summary>Copies one 4 KiB frame into another (collapse, COW, migration).</summary>
+    public void CopyFrame(ulong source, ulong destination)
+    {
+        FrameSpan(source).CopyTo(FrameSpan(destination));
+        Guest.FrameWritten(destination);
+    }
+
+    /// <summary>Zero-fills one 4 KiB frame.</summary>
+    public void ZeroFrame4K(ulong frameNumber)
+    {
+        FrameSpan(frameNumber).Clear();
+        Guest.FrameWritten(frameNumber);
     }
 
     /// <summary>The host bytes of a 4 KiB frame.</summary>
@@ -68,6 +126,8 @@ public sealed class KernelMemory
         ref FrameInfo info = ref FrameTable[frameNumber];
         if (--info.RefCount == 0)
         {
+            if (IsCharged(info.Use))
+                UnchargeMemcg(1);
             info = default;
             Frames.Free(frameNumber, 0);
         }

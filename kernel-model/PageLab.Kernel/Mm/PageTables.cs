@@ -55,37 +55,67 @@ public sealed class PageTables
         (int)((linear >> (PagingConstants.PageBits + (level - 1) * PagingConstants.LevelBits)) & (PagingConstants.EntriesPerTable - 1));
 
     /// <summary>
-    /// Finds the physical address of the PTE for <paramref name="linear"/>. With <paramref name="allocate"/>,
-    /// missing tables are allocated (zeroed) and linked; otherwise a missing table yields false.
-    /// False with allocate set means the frame allocator ran dry.
+    /// Finds the physical address of the entry at <paramref name="targetLevel"/> for <paramref name="linear"/>.
+    /// With <paramref name="allocate"/>, missing tables above it are allocated (zeroed) and linked; otherwise a
+    /// missing table yields false. A huge (PS) entry above the target level also yields false: there is no
+    /// table below it. False with allocate set means the frame allocator ran dry.
     /// </summary>
-    public bool TryGetPteAddress(ulong linear, bool allocate, out ulong pteAddress)
+    public bool TryGetEntryAddress(ulong linear, PagingLevel targetLevel, bool allocate, out ulong entryAddress)
     {
         ulong table = Cr3;
-        for (int level = LevelCount; level > 1; level--)
+        for (int level = LevelCount; level > (int)targetLevel; level--)
         {
-            ulong entryAddress = table + (ulong)IndexAt(linear, level) * PagingConstants.EntrySize;
-            var entry = Read(entryAddress);
-            if (!entry.IsPresent)
+            ulong address = table + (ulong)IndexAt(linear, level) * PagingConstants.EntrySize;
+            var entry = Read(address);
+            if (entry.Raw != 0 && (entry.IsLargePage || !entry.IsPresent))
             {
-                if (!allocate || !memory.TryAllocateZeroed(FrameUse.PageTable, out ulong frame))
+                // A huge leaf (present or PROT_NONE) has no table below it.
+                entryAddress = 0;
+                return false;
+            }
+            if (entry.Raw == 0)
+            {
+                if (!allocate || !TryAllocateTable(out ulong frame))
                 {
-                    pteAddress = 0;
+                    entryAddress = 0;
                     return false;
                 }
-                TableFrames++;
                 entry = PageTableEntry.Table(frame << PagingConstants.PageBits);
-                Write(entryAddress, entry);
+                Write(address, entry);
             }
             table = entry.Address;
         }
-        pteAddress = table + (ulong)IndexAt(linear, 1) * PagingConstants.EntrySize;
+        entryAddress = table + (ulong)IndexAt(linear, (int)targetLevel) * PagingConstants.EntrySize;
         return true;
+    }
+
+    /// <summary>The PTE address of <paramref name="linear"/>; see <see cref="TryGetEntryAddress"/> (a huge PMD has no PTEs).</summary>
+    public bool TryGetPteAddress(ulong linear, bool allocate, out ulong pteAddress) =>
+        TryGetEntryAddress(linear, PagingLevel.PageTable, allocate, out pteAddress);
+
+    /// <summary>The PMD (PDE) address of <paramref name="linear"/>, allocating the PML4E/PDPTE levels when asked.</summary>
+    public bool TryGetPmdAddress(ulong linear, bool allocate, out ulong pmdAddress) =>
+        TryGetEntryAddress(linear, PagingLevel.PageDirectory, allocate, out pmdAddress);
+
+    /// <summary>Allocates a zeroed frame for a page table and counts it.</summary>
+    public bool TryAllocateTable(out ulong frameNumber)
+    {
+        if (!memory.TryAllocateZeroed(FrameUse.PageTable, out frameNumber))
+            return false;
+        TableFrames++;
+        return true;
+    }
+
+    /// <summary>Frees a page-table frame that no entry references any more.</summary>
+    public void FreeTable(ulong frameNumber)
+    {
+        TableFrames--;
+        memory.Release(frameNumber);
     }
 
     /// <summary>
     /// Calls <paramref name="visit"/>(linear, pteAddress) for every PTE slot of [start, end) that lies in
-    /// an existing page table; ranges whose tables were never allocated are skipped whole.
+    /// an existing page table; ranges whose tables were never allocated, and huge (PMD-mapped) ranges, are skipped whole.
     /// </summary>
     public void VisitPtes(ulong start, ulong end, Action<ulong, ulong> visit)
     {
@@ -97,8 +127,8 @@ public sealed class PageTables
             for (; level > 1; level--)
             {
                 var entry = Read(table + (ulong)IndexAt(linear, level) * PagingConstants.EntrySize);
-                if (!entry.IsPresent)
-                    break;
+                if (!entry.IsPresent || entry.IsLargePage)
+                    break; // a huge PMD has no PTEs: the caller deals with huge mappings first
                 table = entry.Address;
             }
             // An absent entry at `level` covers 2^(12 + 9 * (level - 1)) bytes; a page table covers 2 MiB.

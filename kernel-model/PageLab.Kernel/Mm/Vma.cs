@@ -21,6 +21,10 @@ public enum VmaFlags
     Shared = 1 << 0,
     /// <summary>VM_GROWSDOWN: the stack, which extends downwards on faults below its start.</summary>
     GrowsDown = 1 << 1,
+    /// <summary>VM_HUGEPAGE: set by MADV_HUGEPAGE; fault-time THP under enabled=madvise, khugepaged candidate.</summary>
+    HugePage = 1 << 2,
+    /// <summary>VM_NOHUGEPAGE: set by MADV_NOHUGEPAGE; no THP at fault time, by khugepaged or by MADV_COLLAPSE.</summary>
+    NoHugePage = 1 << 3,
 }
 
 /// <summary>
@@ -43,7 +47,7 @@ public sealed class Vma
     public ulong Start { get; internal set; }
     public ulong End { get; internal set; }
     public Protection Protection { get; internal set; }
-    public VmaFlags Flags { get; }
+    public VmaFlags Flags { get; internal set; }
 
     /// <summary>The backing file; null for anonymous memory.</summary>
     public IMappableFile? File { get; }
