@@ -77,6 +77,12 @@ public class CollapseTests
         Assert.Equal(resident, m.Space.ResidentPages);
         Assert.Equal(2, m.Space.Thp!.Counters.CollapseAlloc);
         Assert.Equal(2, m.Space.HugeMappings);
+        var stats = m.Space.Thp.Engine.Statistics;
+        var collapse = Assert.Single(stats.ByPolicy());
+        Assert.Equal(("MADV_COLLAPSE", 2L), (collapse.Policy, collapse.Attempts));
+        Assert.Equal([(CollapseResult.Succeeded, 2L)], collapse.Results);
+        Assert.Equal(result.Nanoseconds, stats.CallerNanoseconds);
+        Assert.Equal(2 * 512 * CollapseCosts.CopyPerPage, stats.NanosecondsByPhase[(int)CollapsePhase.Copy] - 2 * 512 * CollapseCosts.FreePerPage);
     }
 
     [Fact]

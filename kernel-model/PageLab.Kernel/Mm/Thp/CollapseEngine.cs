@@ -18,6 +18,9 @@ public sealed class CollapseEngine
 
     public ThpCounters Counters { get; }
 
+    /// <summary>Always-on totals by policy, result and phase.</summary>
+    public CollapseStatistics Statistics { get; } = new();
+
     /// <summary>
     /// Fault injection for the debugger's "what if" view and its test: skip the TLB flush after clearing
     /// the PMD, so that a stale 4 KiB translation to a freed frame stays usable. Never set in normal runs.
@@ -76,12 +79,14 @@ public sealed class CollapseEngine
         state.Phase = phase;
         state.PhaseNanoseconds = nanoseconds;
         state.TotalNanoseconds += nanoseconds;
+        Statistics.RecordPhase(phase, nanoseconds);
         Observer?.OnPhase(state);
     }
 
     CollapseResult Finish(CollapseResult result)
     {
         state.Result = result;
+        Statistics.RecordEnd(state);
         EndPhase(result == CollapseResult.Succeeded ? CollapsePhase.Done : CollapsePhase.RolledBack, 0);
         return result;
     }
