@@ -160,6 +160,29 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         ReleaseBlock(frameNumber, order);
     }
 
+    /// <summary>
+    /// split_page: turns an allocated block of order &gt; 0 into 2^order independent order-0 frames, so
+    /// that each can be freed on its own (a THP whose huge PMD was split). Every piece inherits the head's
+    /// reference and map counts, flags, use and owner (its owner index advanced by its position); a memcg
+    /// charge of 2^order pages becomes one page per piece, so the group's usage does not change.
+    /// </summary>
+    public void SplitBlock(ulong frameNumber)
+    {
+        ref var head = ref AllocatedHead(frameNumber);
+        int order = head.Order;
+        if (head.OnLru)
+            RemoveFromLru(frameNumber);
+        var template = head;
+        template.Order = 0;
+        for (ulong i = 0; i < 1UL << order; i++)
+        {
+            ref var piece = ref pages[frameNumber + i];
+            piece = template;
+            piece.OwnerIndex = template.OwnerIndex + i;
+            piece.Next = piece.Prev = NoFrame;
+        }
+    }
+
     /// <summary>Records who maps an allocated frame, so compaction and reclaim can call it back.</summary>
     public void SetOwner(ulong frameNumber, int owner, ulong index)
     {
