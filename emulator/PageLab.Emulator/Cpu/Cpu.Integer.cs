@@ -323,7 +323,7 @@ public sealed unsafe partial class Cpu
     {
         int size = d.Size, bits = size * 8;
         ulong count = (d.Kind1 == OperandKind.Register ? G(1) : d.Immediate) & (size == 8 ? 63UL : 31UL);
-        if (count == 0) return ExecResult.Continue; // a zero count changes nothing, flags included
+        if (count == 0) return ZeroCountShift(ref d);
         if (!TryReadModifyDestination(ref d, size, out ulong a, out ulong address, out byte* host)) return ExecResult.Fault;
         ulong mask = SizeMask(size), sign = SignBit(size), result;
         bool cf, of;
@@ -403,11 +403,18 @@ public sealed unsafe partial class Cpu
         return ExecResult.Continue;
     }
 
+    /// <summary>A shift by zero changes no flags and no memory, but a 32-bit register destination is still written (zero-extended).</summary>
+    ExecResult ZeroCountShift(ref DecodedInstruction d)
+    {
+        if (d.Size == 4 && d.Kind0 == OperandKind.Register) G(d.Reg0) = (uint)G(d.Reg0);
+        return ExecResult.Continue;
+    }
+
     ExecResult DoubleShift(ref DecodedInstruction d)
     {
         int size = d.Size, bits = size * 8;
         int c = (int)((d.Kind2 == OperandKind.Register ? G(1) : d.Immediate) & (size == 8 ? 63UL : 31UL));
-        if (c == 0) return ExecResult.Continue;
+        if (c == 0) return ZeroCountShift(ref d);
         ulong b = ReadRegister(d.Reg1, size);
         if (!TryReadModifyDestination(ref d, size, out ulong a, out ulong address, out byte* host)) return ExecResult.Fault;
         ulong mask = SizeMask(size), result;

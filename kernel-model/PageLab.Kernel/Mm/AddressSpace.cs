@@ -96,6 +96,9 @@ public sealed partial class AddressSpace
     /// <summary>Initial stack pointer's page region start, for naming [stack] in /proc/self/maps.</summary>
     public ulong StartStack { get; set; }
 
+    /// <summary>Called after every page fault the handler services, with what it did (statistics, virtual time).</summary>
+    public Action<FaultOutcome>? FaultHandled { get; set; }
+
     /// <summary>Frames mapped by user PTEs (resident set), zero page excluded.</summary>
     public long ResidentPages { get; private set; }
 
@@ -323,6 +326,13 @@ public sealed partial class AddressSpace
     /// <paramref name="present"/> is the P bit of the error code: the page was mapped but the access was not allowed.
     /// </summary>
     public FaultOutcome HandleFault(ulong address, AccessKind access, bool present)
+    {
+        var outcome = ServiceFault(address, access, present);
+        FaultHandled?.Invoke(outcome);
+        return outcome;
+    }
+
+    FaultOutcome ServiceFault(ulong address, AccessKind access, bool present)
     {
         if (address >= TaskSize)
             return FaultOutcome.SegvMapError;

@@ -93,6 +93,8 @@ internal sealed class TestMachine : ICpuHost, IDisposable
         ulong last = (address + (ulong)code.Length + 16) & ~PagingConstants.PageMask;
         Map(first, (int)((last - first) / PagingConstants.PageSize) + 1);
         Memory.Write(address, code);
+        for (ulong page = first; page <= last; page += PagingConstants.PageSize)
+            Mmu.NotifyFrameWritten(page >> PagingConstants.PageBits); // identity-mapped: the frame number is the page number
         Cpu.Rip = address;
     }
 
