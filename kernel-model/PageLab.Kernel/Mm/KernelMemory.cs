@@ -73,6 +73,9 @@ public sealed class KernelMemory
         return true;
     }
 
+    /// <summary>Machine-wide transparent-huge-page state: sysfs knobs, vmstat counters, the collapse engine, khugepaged.</summary>
+    public Thp.TransparentHugePages Thp { get; } = new();
+
     /// <summary>The memory cgroup charged for user pages; null means no limit.</summary>
     public IMemoryCgroup? Memcg { get; set; }
 
