@@ -1,5 +1,6 @@
 using System.Text;
 using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm.Physical;
 using PageLab.Kernel.Mm.Thp;
 
 namespace PageLab.Kernel.Mm;
@@ -34,7 +35,7 @@ public sealed partial class AddressSpace
         foreach (var (region, pmdAddress) in HugePmdsIn(vma.Start, vma.End))
         {
             var pmd = Tables.Read(pmdAddress);
-            Account(ref usage, memory.FrameTable[pmd.FrameNumber], pmd, PagingConstants.LargePageSize, anonymous: !shmem);
+            Account(ref usage, memory.Page(pmd.FrameNumber), pmd, PagingConstants.LargePageSize, anonymous: !shmem);
             if (shmem) usage.ShmemPmdMapped += PagingConstants.LargePageSize;
             else usage.AnonHugePages += PagingConstants.LargePageSize;
         }
@@ -50,13 +51,13 @@ public sealed partial class AddressSpace
             }
             if (pte.FrameNumber == memory.ZeroFrame)
                 return;
-            var info = memory.FrameTable[pte.FrameNumber];
+            var info = memory.Page(pte.FrameNumber);
             Account(ref usage, info, pte, PagingConstants.PageSize, anonymous: info.Use == FrameUse.Anonymous && !shmem);
         });
         return usage;
     }
 
-    static void Account(ref MemoryUsage usage, in FrameInfo info, PageTableEntry entry, ulong size, bool anonymous)
+    static void Account(ref MemoryUsage usage, in PageDescriptor info, PageTableEntry entry, ulong size, bool anonymous)
     {
         bool dirty = entry.IsDirty;
         int mappers = Math.Max(1, info.MapCount);
