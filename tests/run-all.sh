@@ -12,6 +12,13 @@ results=$(mktemp -d)
 dotnet test PageLab.slnx -c Release --logger "trx" --results-directory "$results" "$@"
 status=$?
 
+# The page copy/zero paths again with instruction sets switched off (STYLE.md: every vector path is
+# also tested with AVX-512, AVX2 and all hardware intrinsics disabled); their results count below.
+for knob in DOTNET_EnableAVX512 DOTNET_EnableAVX2 DOTNET_EnableHWIntrinsic; do
+  env "$knob=0" dotnet test tests/PageLab.Emulator.Tests -c Release --no-build --filter "FullyQualifiedName~PageCopyTests" \
+    --logger "trx;LogFileName=pagecopy-$knob.trx" --results-directory "$results" || status=1
+done
+
 passed=0; failed=0
 for f in "$results"/*.trx; do
   [ -e "$f" ] || continue

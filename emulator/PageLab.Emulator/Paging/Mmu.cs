@@ -569,6 +569,26 @@ public sealed unsafe class Mmu
         for (int i = 2; i < structureCaches.Length; i++) structureCaches[i].Invalidate(targetPcid, allPcids);
     }
 
+    /// <summary>
+    /// Counts <paramref name="count"/> more instruction fetches from the page of <paramref name="linear"/> as hits in
+    /// the first instruction-TLB level, without searching it again. The CPU reports fetches that stayed on the page
+    /// its last fetch translated: only fetches use that level, so the entry is still there and still the most recently
+    /// used one, and a real ITLB would have hit each time.
+    /// </summary>
+    public void RecordRepeatedFetchHits(ulong linear, long count)
+    {
+        if (count <= 0 || fetchChain.Length == 0) return;
+        int li = fetchChain[0];
+        if (!levels[li].Lookup(linear, pcid, out _, out _, out var size)) return;
+        var counters = Counters.Levels[li];
+        counters.Lookups += count;
+        counters.HitsBySize[(int)size] += count;
+        if (Observer is { } observer)
+        {
+            for (long i = 0; i < count; i++) observer.OnTlbLookup(li, linear, AccessKind.Fetch, true, size);
+        }
+    }
+
     /// <summary>Marks a frame as holding instructions the CPU has decoded and cached.</summary>
     public void MarkCodeFrame(ulong frameNumber)
     {

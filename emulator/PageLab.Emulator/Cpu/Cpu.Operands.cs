@@ -1,0 +1,282 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using PageLab.Emulator.Paging;
+
+namespace PageLab.Emulator.Cpu;
+
+// Operand access. Reads that fault record the fault and return false before any state changes;
+// handlers do every access that can fault before they write registers or flags.
+public sealed unsafe partial class Cpu
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    ulong ReadRegister(byte code, int size)
+    {
+        if (size == 8) return G(code);
+        if (code >= HighByteRegister) return (byte)(G(code - HighByteRegister) >> 8);
+        return G(code) & SizeMask(size);
+    }
+
+    /// <summary>Writes a register as the hardware does: 32-bit writes zero the upper half, 8/16-bit writes merge.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void WriteRegister(byte code, int size, ulong value)
+    {
+        switch (size)
+        {
+            case 8: G(code) = value; break;
+            case 4: G(code) = (uint)value; break;
+            case 2:
+                ref ulong word = ref G(code);
+                word = (word & ~0xFFFFUL) | (ushort)value;
+                break;
+            default:
+                if (code >= HighByteRegister)
+                {
+                    ref ulong high = ref G(code - HighByteRegister);
+                    high = (high & ~0xFF00UL) | ((ulong)(byte)value << 8);
+                }
+                else
+                {
+                    ref ulong low = ref G(code);
+                    low = (low & ~0xFFUL) | (byte)value;
+                }
+                break;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    ulong EffectiveAddress(ref DecodedInstruction d)
+    {
+        ulong address = (ulong)d.Displacement;
+        if (d.MemoryBase != NoRegister) address += d.MemoryBase == RipRegister ? nextRip : G(d.MemoryBase);
+        if (d.MemoryIndex != NoRegister) address += G(d.MemoryIndex) << d.MemoryScaleShift;
+        if (d.AddressSize32) address = (uint)address;
+        if (d.MemorySegment != 0) address += d.MemorySegment == 1 ? FsBase : GsBase;
+        return address;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static bool InOnePage(ulong address, int size) => (address & PageMask) <= PageSize - (ulong)size;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static ulong LoadHost(byte* host, int size) => size switch
+    {
+        1 => *host,
+        2 => Unsafe.ReadUnaligned<ushort>(host),
+        4 => Unsafe.ReadUnaligned<uint>(host),
+        _ => Unsafe.ReadUnaligned<ulong>(host),
+    };
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void StoreHost(byte* host, int size, ulong value)
+    {
+        switch (size)
+        {
+            case 1: *host = (byte)value; break;
+            case 2: Unsafe.WriteUnaligned(host, (ushort)value); break;
+            case 4: Unsafe.WriteUnaligned(host, (uint)value); break;
+            default: Unsafe.WriteUnaligned(host, value); break;
+        }
+    }
+
+    /// <summary>Reads 1, 2, 4 or 8 bytes through the data TLB.</summary>
+    bool TryRead(ulong address, int size, out ulong value)
+    {
+        TranslationFault fault;
+        if (InOnePage(address, size))
+        {
+            fault = mmu.TranslateToHost(address, AccessKind.Read, out byte* host);
+            if (!fault.IsFault)
+            {
+                value = LoadHost(host, size);
+                return true;
+            }
+            value = 0;
+        }
+        else
+        {
+            fault = mmu.Read(address, size, out value);
+            if (!fault.IsFault) return true;
+        }
+        pendingFault = fault;
+        return false;
+    }
+
+    /// <summary>Writes 1, 2, 4 or 8 bytes; nothing is written unless every page accepts the write.</summary>
+    bool TryWrite(ulong address, int size, ulong value)
+    {
+        TranslationFault fault;
+        if (InOnePage(address, size))
+        {
+            fault = mmu.TranslateToHost(address, AccessKind.Write, out byte* host);
+            if (!fault.IsFault)
+            {
+                StoreHost(host, size, value);
+                return true;
+            }
+        }
+        else
+        {
+            fault = mmu.Write(address, size, value);
+            if (!fault.IsFault) return true;
+        }
+        pendingFault = fault;
+        return false;
+    }
+
+    /// <summary>
+    /// First half of a read-modify-write: one lookup with write intent, as the hardware does for a
+    /// locked or RMW access. <paramref name="host"/> is null when the operand crosses a page, and
+    /// <see cref="TryWriteBack"/> then writes through the MMU (which checks both pages first).
+    /// </summary>
+    bool TryReadForWrite(ulong address, int size, out ulong value, out byte* host)
+    {
+        TranslationFault fault;
+        if (InOnePage(address, size))
+        {
+            fault = mmu.TranslateToHost(address, AccessKind.Write, out host);
+            if (!fault.IsFault)
+            {
+                value = LoadHost(host, size);
+                return true;
+            }
+            value = 0;
+        }
+        else
+        {
+            host = null;
+            fault = mmu.Read(address, size, out value);
+            if (!fault.IsFault) return true;
+        }
+        pendingFault = fault;
+        return false;
+    }
+
+    bool TryWriteBack(byte* host, ulong address, int size, ulong value)
+    {
+        if (host != null)
+        {
+            StoreHost(host, size, value);
+            return true;
+        }
+        return TryWrite(address, size, value);
+    }
+
+    bool TryRead128(ulong address, out Vector128<byte> value)
+    {
+        TranslationFault fault;
+        if (InOnePage(address, 16))
+        {
+            fault = mmu.TranslateToHost(address, AccessKind.Read, out byte* host);
+            if (!fault.IsFault)
+            {
+                value = Vector128.Load(host);
+                return true;
+            }
+            value = default;
+        }
+        else
+        {
+            Vector128<byte> buffer = default;
+            fault = mmu.ReadBytes(address, new Span<byte>(&buffer, 16));
+            value = buffer;
+            if (!fault.IsFault) return true;
+        }
+        pendingFault = fault;
+        return false;
+    }
+
+    bool TryWrite128(ulong address, Vector128<byte> value)
+    {
+        TranslationFault fault;
+        if (InOnePage(address, 16))
+        {
+            fault = mmu.TranslateToHost(address, AccessKind.Write, out byte* host);
+            if (!fault.IsFault)
+            {
+                value.Store(host);
+                return true;
+            }
+        }
+        else
+        {
+            fault = mmu.WriteBytes(address, new ReadOnlySpan<byte>(&value, 16));
+            if (!fault.IsFault) return true;
+        }
+        pendingFault = fault;
+        return false;
+    }
+
+    /// <summary>Reads the source operand (operand 1) of an integer instruction at <paramref name="size"/> bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    bool TryReadSource(ref DecodedInstruction d, int size, out ulong value)
+    {
+        switch (d.Kind1)
+        {
+            case OperandKind.Register:
+                value = ReadRegister(d.Reg1, size);
+                return true;
+            case OperandKind.Immediate:
+                value = d.Immediate & SizeMask(size);
+                return true;
+            default:
+                return TryRead(EffectiveAddress(ref d), size, out value);
+        }
+    }
+
+    /// <summary>Reads operand 0 (a register or memory) of <paramref name="size"/> bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    bool TryReadDestination(ref DecodedInstruction d, int size, out ulong value)
+    {
+        if (d.Kind0 == OperandKind.Register)
+        {
+            value = ReadRegister(d.Reg0, size);
+            return true;
+        }
+        return TryRead(EffectiveAddress(ref d), size, out value);
+    }
+
+    /// <summary>Writes operand 0 (a register or memory).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    bool TryWriteDestination(ref DecodedInstruction d, int size, ulong value)
+    {
+        if (d.Kind0 == OperandKind.Register)
+        {
+            WriteRegister(d.Reg0, size, value);
+            return true;
+        }
+        return TryWrite(EffectiveAddress(ref d), size, value);
+    }
+
+    /// <summary>Reads operand 0 of a read-modify-write instruction (a register, or memory looked up with write intent).</summary>
+    bool TryReadModifyDestination(ref DecodedInstruction d, int size, out ulong value, out ulong address, out byte* host)
+    {
+        if (d.Kind0 == OperandKind.Register)
+        {
+            value = ReadRegister(d.Reg0, size);
+            address = 0;
+            host = null;
+            return true;
+        }
+        address = EffectiveAddress(ref d);
+        return TryReadForWrite(address, size, out value, out host);
+    }
+
+    /// <summary>Writes back operand 0 read by <see cref="TryReadModifyDestination"/>.</summary>
+    bool TryWriteModifiedDestination(ref DecodedInstruction d, int size, ulong address, byte* host, ulong value)
+    {
+        if (d.Kind0 == OperandKind.Register)
+        {
+            WriteRegister(d.Reg0, size, value);
+            return true;
+        }
+        return TryWriteBack(host, address, size, value);
+    }
+
+    bool TryPush(ulong value)
+    {
+        ulong address = G(Rsp) - 8;
+        if (!TryWrite(address, 8, value)) return false;
+        G(Rsp) = address;
+        return true;
+    }
+}

@@ -1,0 +1,150 @@
+using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm.Thp;
+using PageLab.Kernel.Syscalls;
+
+namespace PageLab.Kernel.Mm;
+
+/// <summary>madvise(2) advice values (include/uapi/asm-generic/mman-common.h), plus the MADV_TRY_COLLAPSE proposal.</summary>
+public static class MadviseAdvice
+{
+    public const int Normal = 0;
+    public const int Random = 1;
+    public const int Sequential = 2;
+    public const int WillNeed = 3;
+    public const int DontNeed = 4;
+    public const int HugePage = 14;
+    public const int NoHugePage = 15;
+    public const int Collapse = 25;
+    /// <summary>The proposal: a collapse that never reclaims or compacts and stops at the first allocation or charge failure.</summary>
+    public const int TryCollapse = 26;
+}
+
+/// <summary>The outcome of one madvise over a range: 0 or an errno, and the modeled time the caller spent.</summary>
+public readonly record struct MadviseResult(Errno? Error, ulong Nanoseconds)
+{
+    public static MadviseResult Success(ulong nanoseconds) => new(null, nanoseconds);
+}
+
+/// <summary>
+/// madvise(2) as mm/madvise.c does it: argument checks, then the range split at VMA boundaries,
+/// each piece handled on its own; the first failing piece ends the walk with its error; holes are
+/// skipped and make an otherwise successful call return ENOMEM.
+/// </summary>
+public static class Madvise
+{
+    /// <summary>True when the kernel knows <paramref name="advice"/> (madvise_behavior_valid).</summary>
+    public static bool IsSupported(int advice, KernelAbi abi) => advice switch
+    {
+        MadviseAdvice.Normal or MadviseAdvice.Random or MadviseAdvice.Sequential or MadviseAdvice.WillNeed
+            or MadviseAdvice.DontNeed or MadviseAdvice.HugePage or MadviseAdvice.NoHugePage or MadviseAdvice.Collapse => true,
+        MadviseAdvice.TryCollapse => abi == KernelAbi.Proposal,
+        _ => false,
+    };
+
+    /// <summary>madvise(start, lengthIn, advice) on <paramref name="mm"/>.</summary>
+    public static MadviseResult Apply(AddressSpace mm, ulong start, ulong lengthIn, int advice, KernelAbi abi)
+    {
+        if (!IsSupported(advice, abi) || (start & PagingConstants.PageMask) != 0)
+            return new(Errno.EINVAL, 0);
+        ulong length = (lengthIn + PagingConstants.PageMask) & ~PagingConstants.PageMask;
+        if (lengthIn != 0 && length == 0)
+            return new(Errno.EINVAL, 0);
+        ulong end = start + length;
+        if (end < start)
+            return new(Errno.EINVAL, 0);
+        if (end == start)
+            return MadviseResult.Success(0);
+
+        Errno? unmapped = null;
+        ulong nanoseconds = 0;
+        ulong cursor = start;
+        while (cursor < end)
+        {
+            var vma = mm.FindVmaAtOrAbove(cursor);
+            if (vma is null || vma.Start >= end)
+                return new(Errno.ENOMEM, nanoseconds);
+            if (cursor < vma.Start)
+            {
+                unmapped = Errno.ENOMEM;
+                cursor = vma.Start;
+            }
+            ulong pieceEnd = Math.Min(vma.End, end);
+            var piece = ApplyToVma(mm, vma, cursor, pieceEnd, advice);
+            nanoseconds += piece.Nanoseconds;
+            if (piece.Error is { } error)
+                return new(error, nanoseconds);
+            cursor = pieceEnd;
+        }
+        return new(unmapped, nanoseconds);
+    }
+
+    static MadviseResult ApplyToVma(AddressSpace mm, Vma vma, ulong start, ulong end, int advice)
+    {
+        switch (advice)
+        {
+            case MadviseAdvice.DontNeed:
+                mm.ZapPages(start, end);
+                return MadviseResult.Success(0);
+            case MadviseAdvice.HugePage:
+                mm.UpdateVmaFlags(start, end, flags => (flags | VmaFlags.HugePage) & ~VmaFlags.NoHugePage);
+                mm.Thp?.Khugepaged.Register(mm); // khugepaged_enter_vma
+                return MadviseResult.Success(0);
+            case MadviseAdvice.NoHugePage:
+                mm.UpdateVmaFlags(start, end, flags => (flags | VmaFlags.NoHugePage) & ~VmaFlags.HugePage);
+                return MadviseResult.Success(0);
+            case MadviseAdvice.Collapse:
+                return Collapse(mm, vma, start, end, CollapsePolicy.MadviseCollapse);
+            case MadviseAdvice.TryCollapse:
+                return Collapse(mm, vma, start, end, CollapsePolicy.TryCollapse);
+            default:
+                // NORMAL, RANDOM, SEQUENTIAL, WILLNEED: read-ahead hints with no effect on anonymous memory here.
+                return MadviseResult.Success(0);
+        }
+    }
+
+    /// <summary>
+    /// madvise_collapse for one VMA piece: eligibility, clamping to whole 2 MiB regions, then each
+    /// region through the engine, continuing or stopping as Linux's whitelist says. Returns 0 when
+    /// every region is huge afterwards, else the errno of the last failure.
+    /// </summary>
+    public static MadviseResult Collapse(AddressSpace mm, Vma vma, ulong start, ulong end, CollapsePolicy policy)
+    {
+        if (!CollapseEligible(mm, vma))
+            return new(Errno.EINVAL, 0);
+        ulong first = (start + PagingConstants.LargePageMask) & ~PagingConstants.LargePageMask;
+        ulong last = end & ~PagingConstants.LargePageMask;
+        if (first == last)
+            return MadviseResult.Success(0);
+        if (last < first)
+            return new(Errno.EINVAL, 0);
+
+        var engine = mm.Thp!.Engine;
+        ulong nanoseconds = 0;
+        ulong regions = (last - first) >> PagingConstants.LargePageBits, huge = 0;
+        var lastFailure = CollapseResult.VmaCheck;
+        for (ulong region = first; region < last; region += PagingConstants.LargePageSize)
+        {
+            var result = engine.CollapseRegion(mm, vma, region, policy);
+            nanoseconds += engine.Last.TotalNanoseconds;
+            if (result.IsSuccess())
+            {
+                huge++;
+                continue;
+            }
+            lastFailure = result;
+            bool allocationFailure = result is CollapseResult.AllocationFailed or CollapseResult.ChargeFailed;
+            if (!result.ContinuesWithNextRegion() || (allocationFailure && policy.StopAtAllocationOrChargeFailure))
+                break;
+        }
+        return huge == regions ? MadviseResult.Success(nanoseconds) : new(lastFailure.ToErrno(), nanoseconds);
+    }
+
+    /// <summary>thp_vma_allowable_order for a forced collapse: independent of sysfs `enabled`.</summary>
+    static bool CollapseEligible(AddressSpace mm, Vma vma)
+    {
+        if (mm.Thp is null || mm.ThpDisabled || (vma.Flags & VmaFlags.NoHugePage) != 0 || !vma.IsAnonymous)
+            return false;
+        ulong firstRegion = (vma.Start + PagingConstants.LargePageMask) & ~PagingConstants.LargePageMask;
+        return firstRegion >= vma.Start && firstRegion <= vma.End && vma.End - firstRegion >= PagingConstants.LargePageSize;
+    }
+}

@@ -1,0 +1,49 @@
+using PageLab.Emulator.Memory;
+using PageLab.Kernel.Mm;
+using PageLab.Kernel.Mm.Physical;
+
+namespace PageLab.Kernel.Tests.Mm.Physical;
+
+public sealed class ProcViewsTests
+{
+    const ulong MiB = 1024 * 1024;
+
+    [Fact]
+    public void BuddyInfo_HasLinuxsFormat_OneLinePerNode()
+    {
+        using var memory = new PhysicalMemory(16 * MiB);
+        var allocator = new BuddyAllocator(memory, numaNodes: 2);
+        Assert.True(allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, 1, null, out _));
+
+        // Node 0: frames 1..2047 (frame 0 reserved); node 1: 2048..4095 less the page just taken.
+        Assert.Equal(
+            "Node 0, zone   Normal      1      1      1      1      1      1      1      1      1      1      1 \n" +
+            "Node 1, zone   Normal      1      1      1      1      1      1      1      1      1      1      1 \n",
+            ProcViews.BuddyInfo(allocator));
+    }
+
+    [Fact]
+    public void PageTypeInfo_HasLinuxsFormat_WithFreeListsAndPageblocksPerType()
+    {
+        using var memory = new PhysicalMemory(8 * MiB);
+        var allocator = new BuddyAllocator(memory);
+        // A page table claims a pageblock from the movable order-10 block: it becomes two unmovable pageblocks.
+        Assert.True(allocator.TryAllocate(0, FrameUse.PageTable, AllocationEffort.FreeListsOnly, out ulong table));
+        Assert.Equal(MigrateType.Unmovable, allocator.PageblockType(table));
+
+        string expected =
+            "Page block order: 9\n" +
+            "Pages per block:  512\n" +
+            "\n" +
+            "Free pages count per migrate type at order       0      1      2      3      4      5      6      7      8      9     10 \n" +
+            "Node    0, zone   Normal, type    Unmovable      1      1      1      1      1      1      1      1      1      1      0 \n" +
+            "Node    0, zone   Normal, type      Movable      1      1      1      1      1      1      1      1      1      1      0 \n" +
+            "Node    0, zone   Normal, type  Reclaimable      0      0      0      0      0      0      0      0      0      0      0 \n" +
+            "Node    0, zone   Normal, type   HighAtomic      0      0      0      0      0      0      0      0      0      0      0 \n" +
+            "Node    0, zone   Normal, type      Isolate      0      0      0      0      0      0      0      0      0      0      0 \n" +
+            "\n" +
+            "Number of blocks type     Unmovable      Movable  Reclaimable   HighAtomic      Isolate \n" +
+            "Node 0, zone   Normal            2            2            0            0            0 \n";
+        Assert.Equal(expected, ProcViews.PageTypeInfo(allocator));
+    }
+}

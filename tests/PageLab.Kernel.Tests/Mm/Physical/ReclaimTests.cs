@@ -1,0 +1,175 @@
+using PageLab.Emulator.Memory;
+using PageLab.Kernel.Mm;
+using PageLab.Kernel.Mm.Physical;
+
+namespace PageLab.Kernel.Tests.Mm.Physical;
+
+public sealed class ReclaimTests : IDisposable
+{
+    const ulong MiB = 1024 * 1024;
+    readonly PhysicalMemory memory = new(16 * MiB);
+    readonly BuddyAllocator allocator;
+    readonly FakeAddressSpace files;
+    readonly FakeAddressSpace process;
+
+    public ReclaimTests()
+    {
+        allocator = new BuddyAllocator(memory) { Swap = new SwapDevice(type: 1, sizeBytes: 4 * MiB) };
+        files = new FakeAddressSpace(allocator, memory);
+        process = new FakeAddressSpace(allocator, memory);
+    }
+
+    public void Dispose() => memory.Dispose();
+
+    /// <summary>Anonymous pages first, page cache after, so that the cache is the younger of the two.</summary>
+    void Populate(int anonymous, int pageCache)
+    {
+        for (int i = 0; i < anonymous; i++)
+            Assert.True(process.TryPopulate((ulong)i, FrameUse.Anonymous));
+        for (int i = 0; i < pageCache; i++)
+            Assert.True(files.TryPopulate((ulong)i, FrameUse.PageCache));
+    }
+
+    [Fact]
+    public void Reclaim_DropsCleanPageCacheBeforeSwappingAnonymousPages()
+    {
+        Populate(anonymous: 50, pageCache: 40);
+        var cost = new CostLedger();
+
+        Assert.Equal(40UL, allocator.Reclaim(null, 40, null, cost));
+
+        Assert.Empty(files.FrameOf);
+        Assert.Equal(50, process.FrameOf.Count);
+        Assert.Equal(0UL, allocator.Counters.SwapOut);
+        Assert.Equal(40 * MmCosts.DropCleanPagePerPageNs, cost[MmCostKind.ReclaimDrop]);
+        Assert.Equal(40 * MmCosts.ReclaimScanPerPageNs, cost[MmCostKind.ReclaimScan]);
+    }
+
+    [Fact]
+    public void Reclaim_SwapsOutAnonymousPagesOldestFirst_WhenPageCacheIsNotEnough()
+    {
+        Populate(anonymous: 50, pageCache: 10);
+        var cost = new CostLedger();
+
+        Assert.Equal(30UL, allocator.Reclaim(null, 30, null, cost));
+
+        Assert.Empty(files.FrameOf);
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => (ulong)i), process.SwapPteOf.Keys.Order());
+        Assert.Equal(20UL, allocator.Counters.SwapOut);
+        Assert.Equal(20UL, allocator.Swap!.UsedSlots);
+        Assert.Equal(20 * MmCosts.SwapOutPerPageNs, cost[MmCostKind.SwapOut]);
+    }
+
+    [Fact]
+    public void SwappedOutPage_ComesBackWithItsDataThroughItsSwapPte()
+    {
+        Populate(anonymous: 5, pageCache: 0);
+        Assert.Equal(5UL, allocator.Reclaim(null, 5, null, null));
+        var pte = process.SwapPteOf[3];
+        Assert.True(SwapPte.IsSwapEntry(pte.Raw));
+        Assert.Equal(1, pte.Type);
+        var cost = new CostLedger();
+
+        Assert.True(allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong frame));
+        allocator.SwapIn(pte, frame, cost);
+
+        Assert.True(process.HoldsItsData(3, frame));
+        Assert.Equal(0, allocator.Swap!.UseCount(pte.Offset));
+        Assert.Equal(MmCosts.SwapInPerPageNs, cost[MmCostKind.SwapIn]);
+        Assert.Equal(1UL, allocator.Counters.SwapIn);
+    }
+
+    [Fact]
+    public void Reclaim_LeavesDirtyPinnedAndLockedPages()
+    {
+        Populate(anonymous: 3, pageCache: 3);
+        allocator[files.FrameOf[0]].Flags |= PageFlags.Dirty;
+        allocator[files.FrameOf[1]].Flags |= PageFlags.Pinned;
+        allocator[files.FrameOf[2]].Flags |= PageFlags.Locked;
+        allocator[process.FrameOf[0]].Flags |= PageFlags.Pinned;
+        allocator[process.FrameOf[1]].Flags |= PageFlags.Locked;
+
+        Assert.Equal(1UL, allocator.Reclaim(null, 100, null, null));
+        Assert.Equal([2UL], process.SwapPteOf.Keys);
+        Assert.Equal(3, files.FrameOf.Count);
+    }
+
+    [Fact]
+    public void Reclaim_WithoutSwap_KeepsAnonymousPages()
+    {
+        allocator.Swap = null;
+        Populate(anonymous: 10, pageCache: 2);
+        Assert.Equal(2UL, allocator.Reclaim(null, 10, null, null));
+        Assert.Equal(10, process.FrameOf.Count);
+    }
+
+    [Fact]
+    public void Allocate_WhenMemoryIsFull_ReclaimsPageCacheForTheCaller()
+    {
+        Populate(anonymous: 0, pageCache: 100);
+        while (allocator.TryAllocate(0, FrameUse.Kernel, AllocationEffort.FreeListsOnly, out _))
+        {
+        }
+        var cost = new CostLedger();
+
+        Assert.False(allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, 0, cost, out _));
+        Assert.True(allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.DirectReclaimAndCompaction, 0, cost, out _));
+
+        Assert.Equal((int)(100 - BuddyAllocator.SwapClusterMax), files.FrameOf.Count);
+        Assert.Equal(BuddyAllocator.SwapClusterMax * MmCosts.DropCleanPagePerPageNs, cost[MmCostKind.ReclaimDrop]);
+    }
+
+    [Fact]
+    public void Memcg_ChargeWithinTheLimit_Succeeds_AndFreeUncharges()
+    {
+        var group = allocator.CreateCgroup("job", limitPages: 8);
+        Assert.True(allocator.TryAllocate(3, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong block));
+        Assert.True(allocator.TryCharge(group, block, 3, null));
+        Assert.Equal(8UL, group.UsagePages);
+
+        allocator.Free(block, 3);
+        Assert.Equal(0UL, group.UsagePages);
+        Assert.Equal(8UL, group.PeakPages);
+    }
+
+    [Fact]
+    public void Memcg_OverTheLimit_ReclaimsOnlyItsOwnPages_ThenCharges()
+    {
+        var group = allocator.CreateCgroup("job", limitPages: 40);
+        Populate(anonymous: 0, pageCache: 60);
+        for (ulong i = 0; i < 40; i++)
+            Assert.True(allocator.TryCharge(group, files.FrameOf[i], 0, null));
+        var cost = new CostLedger();
+
+        Assert.True(allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong frame));
+        Assert.True(allocator.TryCharge(group, frame, 0, cost));
+
+        // Like try_to_free_mem_cgroup_pages, one round reclaims at least SWAP_CLUSTER_MAX pages.
+        Assert.Equal(40 - BuddyAllocator.SwapClusterMax + 1, group.UsagePages);
+        Assert.Equal(60 - (int)BuddyAllocator.SwapClusterMax, files.FrameOf.Count);
+        Assert.Equal(BuddyAllocator.SwapClusterMax * MmCosts.DropCleanPagePerPageNs, cost[MmCostKind.ReclaimDrop]);
+        // Pages 40..59 belong to no group and must still be cached.
+        Assert.All(Enumerable.Range(40, 20), i => Assert.True(files.FrameOf.ContainsKey((ulong)i)));
+    }
+
+    [Fact]
+    public void Memcg_ChargeFails_WhenNothingInTheGroupCanBeReclaimed()
+    {
+        var group = allocator.CreateCgroup("job", limitPages: 4);
+        Populate(anonymous: 0, pageCache: 4);
+        foreach (ulong frame in files.FrameOf.Values)
+        {
+            Assert.True(allocator.TryCharge(group, frame, 0, null));
+            allocator[frame].Flags |= PageFlags.Dirty;
+        }
+
+        Assert.True(allocator.TryAllocate(9, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong huge));
+        Assert.False(allocator.TryCharge(group, huge, 9, null));
+        Assert.True(allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong small));
+        Assert.False(allocator.TryCharge(group, small, 0, null));
+
+        Assert.Equal(4UL, group.UsagePages);
+        Assert.Equal(2UL, group.FailedCharges);
+        Assert.Equal(4, files.FrameOf.Count);
+    }
+}

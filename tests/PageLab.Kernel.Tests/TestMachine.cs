@@ -1,0 +1,55 @@
+using PageLab.Emulator.Memory;
+using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm;
+
+namespace PageLab.Kernel.Tests;
+
+/// <summary>A small machine for kernel-model tests: 64 MiB of physical memory, the tiny TLB, one address space loaded in CR3.</summary>
+sealed class TestMachine : IDisposable
+{
+    public TestMachine(ulong memoryBytes = 64UL << 20)
+    {
+        Physical = new PhysicalMemory(memoryBytes);
+        Mmu = new Mmu(Physical, TlbConfig.Tiny);
+        Allocator = new SimpleFrameAllocator(1, memoryBytes >> PagingConstants.PageBits);
+        Memory = new KernelMemory(Physical, Allocator, new MmuGuestMemory(Mmu));
+        Space = new AddressSpace(Memory);
+        Memory.Guest.SwitchAddressSpace(Space.Tables.Cr3);
+        User = new UserMemory(Space);
+    }
+
+    public PhysicalMemory Physical { get; }
+    public Mmu Mmu { get; }
+    public SimpleFrameAllocator Allocator { get; }
+    public KernelMemory Memory { get; }
+    public AddressSpace Space { get; }
+    public UserMemory User { get; }
+
+    /// <summary>Reads 8 bytes as the guest would, resolving faults like the CPU host does; null when the access would SIGSEGV.</summary>
+    public ulong? GuestRead64(ulong address)
+    {
+        for (int attempt = 0; attempt < 4; attempt++)
+        {
+            var fault = Mmu.Read(address, 8, out ulong value);
+            if (!fault.IsFault) return value;
+            if (!Space.HandleFault(fault.LinearAddress, AccessKind.Read, (fault.ErrorCode & PageFaultErrorCode.Present) != 0).IsResolved())
+                return null;
+        }
+        return null;
+    }
+
+    /// <summary>Writes 8 bytes as the guest would; false when the access would SIGSEGV.</summary>
+    public bool GuestWrite64(ulong address, ulong value)
+    {
+        for (int attempt = 0; attempt < 4; attempt++)
+        {
+            var fault = Mmu.Write(address, 8, value);
+            if (!fault.IsFault) return true;
+            if (!Space.HandleFault(fault.LinearAddress, AccessKind.Write, (fault.ErrorCode & PageFaultErrorCode.Present) != 0).IsResolved())
+                return false;
+        }
+        return false;
+    }
+
+    public void Dispose() => Physical.Dispose();
+}

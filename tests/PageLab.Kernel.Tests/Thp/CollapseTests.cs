@@ -1,0 +1,433 @@
+using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm;
+using PageLab.Kernel.Mm.Thp;
+using PageLab.Kernel.Syscalls;
+
+namespace PageLab.Kernel.Tests.Thp;
+
+/// <summary>MADV_COLLAPSE / MADV_TRY_COLLAPSE through the one collapse engine (SEMANTICS.md).</summary>
+public class CollapseTests
+{
+    const ulong Base = 0x4000_0000; // 2 MiB aligned
+    const ulong Huge = PagingConstants.LargePageSize;
+    const ulong Page = PagingConstants.PageSize;
+    const Protection ReadWrite = Protection.Read | Protection.Write;
+
+    sealed class PhaseRecorder : ICollapseObserver
+    {
+        public readonly List<CollapsePhase> Phases = [];
+        public Action<CollapseState>? OnEach;
+        public void OnPhase(CollapseState state)
+        {
+            Phases.Add(state.Phase);
+            OnEach?.Invoke(state);
+        }
+    }
+
+    static TestMachine NewMachine(ulong memory = 64UL << 20)
+    {
+        var m = new TestMachine(memory);
+        m.Space.Thp = new TransparentHugePages();
+        return m;
+    }
+
+    /// <summary>Writes a distinct value into every page of [start, end) through the MMU, as the guest would.</summary>
+    static void Fill(TestMachine m, ulong start, ulong end, ulong step = Page)
+    {
+        for (ulong a = start; a < end; a += step)
+            Assert.True(m.GuestWrite64(a + 16, a ^ 0x5a5a_5a5a));
+    }
+
+    static void AssertFilled(TestMachine m, ulong start, ulong end, ulong step = Page)
+    {
+        for (ulong a = start; a < end; a += step)
+            Assert.Equal(a ^ 0x5a5a_5a5a, m.GuestRead64(a + 16));
+    }
+
+    static MadviseResult Advise(TestMachine m, ulong start, ulong length, int advice, KernelAbi abi = KernelAbi.Proposal) =>
+        Madvise.Apply(m.Space, start, length, advice, abi);
+
+    [Fact]
+    public void Collapse_FullRegion_InstallsHugePmd_With512ConsecutiveFrames_AndKeepsData()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + 2 * Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, Base, Base + 2 * Huge);
+        long resident = m.Space.ResidentPages;
+
+        var result = Advise(m, Base, 2 * Huge, MadviseAdvice.Collapse);
+
+        Assert.Null(result.Error);
+        Assert.True(result.Nanoseconds > 0);
+        foreach (ulong region in new[] { Base, Base + Huge })
+        {
+            var path = m.Space.Tables.Walk(region);
+            var pmd = path[^1].Entry;
+            Assert.Equal(PagingLevel.PageDirectory, path[^1].Level);
+            Assert.True(pmd.IsLargePage && pmd.IsPresent && pmd.IsWritable && pmd.IsDirty && pmd.IsAccessed);
+            Assert.Equal(0UL, pmd.FrameNumber % 512);
+            for (ulong i = 0; i < 512; i += 97)
+            {
+                Assert.False(m.Mmu.Translate(region + i * Page, AccessKind.Read, out ulong physical).IsFault);
+                Assert.Equal(pmd.FrameNumber + i, physical >> PagingConstants.PageBits);
+            }
+        }
+        AssertFilled(m, Base, Base + 2 * Huge);
+        Assert.Equal(resident, m.Space.ResidentPages);
+        Assert.Equal(2, m.Space.Thp!.Counters.CollapseAlloc);
+        Assert.Equal(2, m.Space.HugeMappings);
+        var stats = m.Space.Thp.Engine.Statistics;
+        var collapse = Assert.Single(stats.ByPolicy());
+        Assert.Equal(("MADV_COLLAPSE", 2L), (collapse.Policy, collapse.Attempts));
+        Assert.Equal([(CollapseResult.Succeeded, 2L)], collapse.Results);
+        Assert.Equal(result.Nanoseconds, stats.CallerNanoseconds);
+        Assert.Equal(2 * 512 * CollapseCosts.CopyPerPage, stats.NanosecondsByPhase[(int)CollapsePhase.Copy] - 2 * 512 * CollapseCosts.FreePerPage);
+    }
+
+    [Fact]
+    public void Collapse_RunsThePhasesInLinuxOrder()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, Base, Base + Huge, 64 * Page);
+        var recorder = new PhaseRecorder();
+        m.Space.Thp!.Engine.Observer = recorder;
+
+        Assert.Null(Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
+        Assert.Equal(
+            [CollapsePhase.Scan, CollapsePhase.AllocateAndCharge, CollapsePhase.ClearPmdAndFlush, CollapsePhase.Isolate,
+             CollapsePhase.Copy, CollapsePhase.InstallPmd, CollapsePhase.Done],
+            recorder.Phases);
+    }
+
+    [Fact]
+    public void Collapse_SkippingTheFlush_WouldLeaveAStaleTranslationToTheFreedFrame()
+    {
+        // The bug the ClearPmdAndFlush phase prevents: a 4K TLB entry surviving the collapse keeps
+        // pointing at the old frame, which the collapse has just freed.
+        foreach (bool skipFlush in new[] { false, true })
+        {
+            using var m = NewMachine();
+            m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
+            Fill(m, Base, Base + Huge);
+            ulong probe = Base + 5 * Page;
+            ulong oldFrame = m.Space.Tables.ReadPte(probe).FrameNumber;
+            Assert.Equal(probe ^ 0x5a5a_5a5a, m.GuestRead64(probe + 16)); // the 4K translation is now in the TLB
+            m.Space.Thp!.Engine.SkipTlbFlush = skipFlush;
+
+            Assert.Null(Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
+            ulong hugeFrame = m.Space.Tables.Walk(Base)[^1].Entry.FrameNumber;
+            Assert.False(m.Mmu.Translate(probe, AccessKind.Read, out ulong physical).IsFault);
+            ulong used = physical >> PagingConstants.PageBits;
+            if (skipFlush)
+            {
+                Assert.Equal(oldFrame, used);
+                Assert.Equal(0, m.Memory.FrameTable[oldFrame].RefCount); // freed: a use-after-free through the TLB
+            }
+            else
+            {
+                Assert.Equal(hugeFrame + 5, used);
+            }
+        }
+    }
+
+    [Fact]
+    public void Collapse_UntouchedRegion_IsEinval_PmdNone()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
+        Assert.Equal(Errno.EINVAL, Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
+        Assert.Equal(CollapseResult.PmdNone, m.Space.Thp!.Engine.Last.Result);
+    }
+
+    [Fact]
+    public void Collapse_AlreadyHugeRegion_ReturnsZero()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, Base, Base + Huge, 128 * Page);
+        Assert.Null(Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
+        long collapses = m.Space.Thp!.Counters.CollapseAlloc;
+        Assert.Null(Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
+        Assert.Equal(CollapseResult.PmdMapped, m.Space.Thp.Engine.Last.Result);
+        Assert.Equal(collapses, m.Space.Thp.Counters.CollapseAlloc);
+    }
+
+    [Fact]
+    public void Collapse_SinglePteRegion_ZeroFillsTheRest()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
+        Assert.True(m.GuestWrite64(Base + 300 * Page, 42));
+        Assert.Null(Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
+        Assert.Equal(42UL, m.GuestRead64(Base + 300 * Page));
+        Assert.Equal(0UL, m.GuestRead64(Base + 301 * Page));
+        Assert.Equal(512, m.Space.ResidentPages);
+    }
+
+    [Fact]
+    public void Collapse_Clamping_WholeRegionsOnly()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + 2 * Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, Base, Base + 2 * Huge, 64 * Page);
+        // Inside one region, touching neither boundary: last < first.
+        Assert.Equal(Errno.EINVAL, Advise(m, Base + Page, 16 * Page, MadviseAdvice.Collapse).Error);
+        // Unaligned start, crossing no whole region: first == last, nothing to do.
+        Assert.Null(Advise(m, Base + Page, Huge, MadviseAdvice.Collapse).Error);
+        Assert.Equal(0, m.Space.HugeMappings);
+        // Unaligned start covering the second region wholly: only it collapses.
+        Assert.Null(Advise(m, Base + Page, 2 * Huge - Page, MadviseAdvice.Collapse).Error);
+        Assert.Equal(1, m.Space.HugeMappings);
+        AssertFilled(m, Base, Base + 2 * Huge, 64 * Page);
+    }
+
+    [Fact]
+    public void Collapse_NoHugePageVma_OrThpDisabledProcess_IsEinval()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, Base, Base + Huge, 64 * Page);
+        Assert.Null(Advise(m, Base, Huge, MadviseAdvice.NoHugePage).Error);
+        Assert.Equal(Errno.EINVAL, Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
+        Assert.Null(Advise(m, Base, Huge, MadviseAdvice.HugePage).Error);
+        m.Space.ThpDisabled = true;
+        Assert.Equal(Errno.EINVAL, Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
+        m.Space.ThpDisabled = false;
+        Assert.Null(Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
+    }
+
+    [Fact]
+    public void Collapse_PinnedPage_IsEagain_AndTheNextRegionIsStillTried()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + 2 * Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, Base, Base + 2 * Huge, 64 * Page);
+        m.Memory.FrameTable[m.Space.Tables.ReadPte(Base + 64 * Page).FrameNumber].PinCount = 1;
+
+        Assert.Equal(Errno.EAGAIN, Advise(m, Base, 2 * Huge, MadviseAdvice.Collapse).Error);
+        Assert.False(m.Space.Tables.Walk(Base)[^2].Entry.IsLargePage);
+        Assert.True(m.Space.Tables.Walk(Base + Huge)[^1].Entry.IsLargePage);
+        AssertFilled(m, Base, Base + 2 * Huge, 64 * Page);
+    }
+
+    [Fact]
+    public void Collapse_PageLockedAfterScan_RollsBack_RestoringThePteTable()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, Base, Base + Huge, 8 * Page);
+        ulong victim = m.Space.Tables.ReadPte(Base + 8 * Page).FrameNumber;
+        ulong freeBefore = m.Allocator.FreeFrames;
+        var recorder = new PhaseRecorder
+        {
+            OnEach = s => { if (s.Phase == CollapsePhase.AllocateAndCharge) m.Memory.FrameTable[victim].Locked = true; },
+        };
+        m.Space.Thp!.Engine.Observer = recorder;
+
+        Assert.Equal(Errno.EAGAIN, Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
+        Assert.Equal(CollapsePhase.RolledBack, recorder.Phases[^1]);
+        Assert.Contains(CollapsePhase.ClearPmdAndFlush, recorder.Phases);
+        Assert.Equal(freeBefore, m.Allocator.FreeFrames);
+        m.Memory.FrameTable[victim].Locked = false;
+        AssertFilled(m, Base, Base + Huge, 8 * Page);
+    }
+
+    [Fact]
+    public void TryCollapse_FailsFastWithEnomem_WithoutReclaim_AndKernelAbi618RejectsIt()
+    {
+        using var m = NewMachine(8UL << 20); // 2048 frames: too fragmented for a second order-9 block after filling
+        m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, Base, Base + Huge);
+        while (m.Allocator.TryAllocate(9, FrameUse.Kernel, AllocationEffort.FreeListsOnly, out _)) { }
+
+        Assert.Equal(Errno.ENOMEM, Advise(m, Base, Huge, MadviseAdvice.TryCollapse).Error);
+        Assert.Equal(CollapseResult.AllocationFailed, m.Space.Thp!.Engine.Last.Result);
+        Assert.Equal(AllocationEffort.FreeListsOnly, m.Space.Thp.Engine.Last.Policy.Effort);
+        Assert.Equal(1, m.Space.Thp.Counters.CollapseAllocFailed);
+        AssertFilled(m, Base, Base + Huge);
+
+        Assert.Equal(Errno.EINVAL, Advise(m, Base, Huge, MadviseAdvice.TryCollapse, KernelAbi.Linux618).Error);
+    }
+
+    [Fact]
+    public void Madvise_HolesAreSkipped_ButTheCallReturnsEnomem()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
+        m.Space.Map(Base + 2 * Huge, Base + 3 * Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, Base, Base + Huge, 64 * Page);
+        Fill(m, Base + 2 * Huge, Base + 3 * Huge, 64 * Page);
+        Assert.Equal(Errno.ENOMEM, Advise(m, Base, 3 * Huge, MadviseAdvice.Collapse).Error);
+        Assert.Equal(2, m.Space.HugeMappings);
+        Assert.Equal(Errno.EINVAL, Advise(m, Base + 1, Page, MadviseAdvice.Collapse).Error);
+        Assert.Null(Advise(m, Base, 0, MadviseAdvice.Collapse).Error);
+    }
+
+    [Fact]
+    public void FaultTimeThp_FollowsEnabledAndMadvHugepage()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + 2 * Huge, ReadWrite, VmaFlags.None, null, 0);
+        Assert.True(m.GuestWrite64(Base, 1));                          // enabled=madvise, no MADV_HUGEPAGE: 4K
+        Assert.Equal(0, m.Space.HugeMappings);
+        Assert.Null(Advise(m, Base + Huge, Huge, MadviseAdvice.HugePage).Error);
+        Assert.True(m.GuestWrite64(Base + Huge + 8, 2));               // VM_HUGEPAGE: a THP at fault time
+        Assert.Equal(1, m.Space.HugeMappings);
+        Assert.Equal(1, m.Space.Thp!.Counters.FaultAlloc);
+        Assert.Equal(2UL, m.GuestRead64(Base + Huge + 8));
+        Assert.Equal(0UL, m.GuestRead64(Base + Huge + 4096 * 100));
+        Assert.Equal(2, m.Space.Vmas.Count); // MADV_HUGEPAGE split the VMA
+    }
+
+    [Fact]
+    public void MunmapOfHalfAHugePage_SplitsThePmd_AndKeepsTheOtherHalf()
+    {
+        using var m = NewMachine();
+        m.Space.Thp!.Settings.Enabled = ThpEnabled.Always;
+        m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, Base, Base + Huge, 16 * Page);
+        Assert.Equal(1, m.Space.HugeMappings);
+        ulong freeBefore = m.Allocator.FreeFrames;
+
+        m.Space.Unmap(Base + Huge / 2, Base + Huge);
+        Assert.Equal(0, m.Space.HugeMappings);
+        Assert.Equal(1, m.Space.Thp.Counters.SplitPmd);
+        Assert.Equal(256, m.Space.ResidentPages);
+        Assert.Equal(freeBefore + 256, m.Allocator.FreeFrames);
+        AssertFilled(m, Base, Base + Huge / 2, 16 * Page);
+        Assert.Null(m.GuestRead64(Base + Huge / 2));
+    }
+
+    [Fact]
+    public void DontNeedOnAHugeRegion_FreesItAllAndRefaultsZero()
+    {
+        using var m = NewMachine();
+        m.Space.Thp!.Settings.Enabled = ThpEnabled.Always;
+        m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, Base, Base + Huge, 16 * Page);
+        ulong freeBefore = m.Allocator.FreeFrames;
+        Assert.Null(Advise(m, Base, Huge, MadviseAdvice.DontNeed).Error);
+        Assert.Equal(freeBefore + 513, m.Allocator.FreeFrames); // the huge frame and its deposited table
+        Assert.Equal(0UL, m.GuestRead64(Base + 16));
+    }
+}
+
+/// <summary>khugepaged: asynchronous collapse on the virtual clock, charged to itself.</summary>
+public class KhugepagedTests
+{
+    const ulong Base = 0x4000_0000;
+    const ulong Huge = PagingConstants.LargePageSize;
+    const ulong Page = PagingConstants.PageSize;
+
+    [Fact]
+    public void Khugepaged_CollapsesAfterScanSleep_WithinItsLimits_OnItsOwnTime()
+    {
+        using var m = new TestMachine();
+        var thp = new TransparentHugePages();
+        thp.Settings.ScanSleepMilliseconds = 100;
+        thp.Settings.MaxPtesNone = 256;
+        m.Space.Thp = thp;
+        thp.Khugepaged.RunUntil(0); // boot: the thread starts sleeping
+        m.Space.Map(Base, Base + 3 * Huge, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
+        for (ulong a = Base; a < Base + Huge; a += Page) Assert.True(m.GuestWrite64(a, a));            // region 0: full
+        for (ulong a = Base + Huge; a < Base + Huge + 300 * Page; a += Page) Assert.True(m.GuestWrite64(a, a)); // region 1: 212 empty
+        for (ulong a = Base + 2 * Huge; a < Base + 2 * Huge + 8 * Page; a += Page) Assert.True(m.GuestWrite64(a, a)); // region 2: 504 empty
+        Assert.Null(Madvise.Apply(m.Space, Base, 3 * Huge, MadviseAdvice.HugePage, KernelAbi.Proposal).Error);
+
+        thp.Khugepaged.RunUntil(99_000_000);
+        Assert.Equal(0, thp.Khugepaged.Passes);
+        thp.Khugepaged.RunUntil(100_000_000);
+        Assert.Equal(1, thp.Khugepaged.Passes);
+
+        Assert.Equal(2, m.Space.HugeMappings);       // regions 0 and 1; region 2 exceeds max_ptes_none
+        Assert.Equal(2, thp.Khugepaged.PagesCollapsed);
+        Assert.True(thp.Khugepaged.CpuNanoseconds > 0);
+        for (ulong a = Base; a < Base + Huge; a += 37 * Page) Assert.Equal(a, m.GuestRead64(a));
+        Assert.Equal(CollapseResult.ExceedNonePte, thp.Engine.Last.Result);
+    }
+
+    [Fact]
+    public void Khugepaged_IgnoresVmasWithoutMadvHugepage_UnderEnabledMadvise()
+    {
+        using var m = new TestMachine();
+        var thp = new TransparentHugePages();
+        thp.Settings.ScanSleepMilliseconds = 1;
+        m.Space.Thp = thp;
+        thp.Khugepaged.RunUntil(0);
+        m.Space.Map(Base, Base + Huge, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
+        for (ulong a = Base; a < Base + Huge; a += Page) Assert.True(m.GuestWrite64(a, a));
+        thp.Khugepaged.Register(m.Space);
+        thp.Khugepaged.RunUntil(10_000_000);
+        Assert.Equal(0, m.Space.HugeMappings);
+        thp.Settings.Enabled = ThpEnabled.Always;
+        thp.Khugepaged.RunUntil(20_000_000);
+        Assert.Equal(1, m.Space.HugeMappings);
+    }
+}
+
+/// <summary>Cases where Linux 6.18's behaviour was read off the host (guest-programs/expected/collapse_*.txt).</summary>
+public class CollapseHostBehaviourTests
+{
+    const ulong Base = 0x4000_0000;
+    const ulong Huge = PagingConstants.LargePageSize;
+    const ulong Page = PagingConstants.PageSize;
+
+    static TestMachine NewMachine()
+    {
+        var m = new TestMachine();
+        m.Space.Thp = new TransparentHugePages();
+        return m;
+    }
+
+    [Fact]
+    public void OnlyZeroPagePtes_IsEinval()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + Huge, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
+        for (ulong a = Base; a < Base + Huge; a += Page) Assert.Equal(0UL, m.GuestRead64(a));
+        Assert.Equal(Errno.EINVAL, Madvise.Apply(m.Space, Base, Huge, MadviseAdvice.Collapse, KernelAbi.Proposal).Error);
+        Assert.True(m.GuestWrite64(Base + 300 * Page, 9));
+        Assert.Null(Madvise.Apply(m.Space, Base, Huge, MadviseAdvice.Collapse, KernelAbi.Proposal).Error);
+        Assert.Equal(9UL, m.GuestRead64(Base + 300 * Page));
+    }
+
+    [Fact]
+    public void ProtNoneVmaHoldingData_CollapsesIntoAProtNoneHugePmd_DataBackAfterMprotect()
+    {
+        using var m = NewMachine();
+        m.Space.Map(Base, Base + Huge, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
+        for (ulong a = Base; a < Base + Huge; a += Page) Assert.True(m.GuestWrite64(a, a));
+        Assert.True(m.Space.Protect(Base, Base + Huge, Protection.None));
+        Assert.Null(Madvise.Apply(m.Space, Base, Huge, MadviseAdvice.Collapse, KernelAbi.Proposal).Error);
+        Assert.Equal(1, m.Space.HugeMappings);
+        Assert.Null(m.GuestRead64(Base));                       // PROT_NONE: SIGSEGV
+        Assert.True(m.Space.Protect(Base, Base + Huge, Protection.Read));
+        for (ulong a = Base; a < Base + Huge; a += 31 * Page) Assert.Equal(a, m.GuestRead64(a));
+        Assert.False(m.GuestWrite64(Base, 1));                  // read-only now
+    }
+}
+
+public class SmapsTests
+{
+    [Fact]
+    public void Smaps_ReportsAnonHugePagesAfterCollapse_AndThpEligibleStaysZeroUnderMadvise()
+    {
+        using var m = new TestMachine();
+        m.Space.Thp = new TransparentHugePages();
+        const ulong Base = 0x4000_0000;
+        m.Space.Map(Base, Base + PagingConstants.LargePageSize, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
+        for (ulong a = Base; a < Base + PagingConstants.LargePageSize; a += PagingConstants.PageSize) Assert.True(m.GuestWrite64(a, 1));
+        Assert.Contains("AnonHugePages:         0 kB\n", m.Space.FormatSmaps());
+        Assert.Contains("Rss:                2048 kB\n", m.Space.FormatSmaps());
+
+        Assert.Null(Madvise.Apply(m.Space, Base, PagingConstants.LargePageSize, MadviseAdvice.Collapse, KernelAbi.Proposal).Error);
+        string smaps = m.Space.FormatSmaps();
+        Assert.Contains("40000000-40200000 rw-p 00000000 00:00 0 \nSize:               2048 kB\n", smaps);
+        Assert.Contains("AnonHugePages:      2048 kB\n", smaps);
+        Assert.Contains("Rss:                2048 kB\n", smaps);
+        Assert.Contains("THPeligible:    0\n", smaps);
+        Assert.Contains("VmFlags: rd wr mr mw me ac sd \n", smaps);
+        Assert.Contains("AnonHugePages:      2048 kB\n", m.Space.FormatSmapsRollup());
+    }
+}
