@@ -1,5 +1,6 @@
 using System.Text;
 using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm.Physical;
 using PageLab.Kernel.Mm.Thp;
 
 namespace PageLab.Kernel.Mm;
@@ -29,7 +30,7 @@ public sealed partial class AddressSpace
         foreach (var (region, pmdAddress) in HugePmdsIn(vma.Start, vma.End))
         {
             var pmd = Tables.Read(pmdAddress);
-            Account(ref usage, memory.FrameTable[pmd.FrameNumber], pmd, PagingConstants.LargePageSize, anonymous: true);
+            Account(ref usage, memory.Page(pmd.FrameNumber), pmd, PagingConstants.LargePageSize, anonymous: true);
             usage.AnonHugePages += PagingConstants.LargePageSize;
         }
         Tables.VisitPtes(vma.Start, vma.End, (_, pteAddress) =>
@@ -44,13 +45,13 @@ public sealed partial class AddressSpace
             }
             if (pte.FrameNumber == memory.ZeroFrame)
                 return;
-            var info = memory.FrameTable[pte.FrameNumber];
+            var info = memory.Page(pte.FrameNumber);
             Account(ref usage, info, pte, PagingConstants.PageSize, anonymous: info.Use == FrameUse.Anonymous);
         });
         return usage;
     }
 
-    static void Account(ref MemoryUsage usage, in FrameInfo info, PageTableEntry entry, ulong size, bool anonymous)
+    static void Account(ref MemoryUsage usage, in PageDescriptor info, PageTableEntry entry, ulong size, bool anonymous)
     {
         bool dirty = entry.IsDirty;
         int mappers = Math.Max(1, info.MapCount);

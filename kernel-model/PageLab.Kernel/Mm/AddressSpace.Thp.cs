@@ -46,7 +46,7 @@ public sealed partial class AddressSpace
     /// <summary>Records a new huge mapping of the block starting at <paramref name="headFrame"/>.</summary>
     internal void AccountHugeMapping(ulong headFrame)
     {
-        memory.FrameTable[headFrame] = new FrameInfo { RefCount = 1, MapCount = 1, Use = FrameUse.Anonymous, Order = HugeOrder };
+        memory.Page(headFrame).MapCount = 1;
         ResidentPages += ThpSettings.PtesPerPmd;
     }
 
@@ -96,7 +96,7 @@ public sealed partial class AddressSpace
             {
                 if (access != AccessKind.Write || pmd.IsWritable)
                     return FaultOutcome.Spurious;
-                ref FrameInfo head = ref memory.FrameTable[pmd.FrameNumber];
+                ref var head = ref memory.Page(pmd.FrameNumber);
                 if (head.RefCount == 1 && head.MapCount == 1)
                 {
                     Tables.Write(pmdAddress, pmd.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
@@ -123,7 +123,7 @@ public sealed partial class AddressSpace
             ? AllocationEffort.DirectReclaimAndCompaction
             : AllocationEffort.FreeListsOnly;
         bool allocated = memory.TryAllocateBlock(HugeOrder, node: 0, effort, out ulong head, out ulong stall);
-        if (allocated && !memory.TryChargeMemcg(ThpSettings.PtesPerPmd))
+        if (allocated && !memory.TryCharge(head, HugeOrder, CostSink))
         {
             memory.FreeBlock(head, HugeOrder);
             allocated = false;
@@ -159,10 +159,10 @@ public sealed partial class AddressSpace
         FlushRange(region, region + PagingConstants.LargePageSize);
         ulong flags = pmd.Raw & (PageTableEntry.PresentBit | PageTableEntry.WritableBit | PageTableEntry.UserBit
             | PageTableEntry.AccessedBit | PageTableEntry.DirtyBit | PageTableEntry.ExecuteDisableBit);
-        var headInfo = memory.FrameTable[head];
+        // split_page: each piece inherits the head's counts and charge and can then be freed alone.
+        memory.Frames.SplitBlock(head);
         for (ulong i = 0; i < ThpSettings.PtesPerPmd; i++)
         {
-            memory.FrameTable[head + i] = new FrameInfo { RefCount = headInfo.RefCount, MapCount = headInfo.MapCount, Use = headInfo.Use };
             Tables.Write((table << PagingConstants.PageBits) + i * PagingConstants.EntrySize, new PageTableEntry(((head + i) << PagingConstants.PageBits) | flags));
         }
         Tables.Write(pmdAddress, PageTableEntry.Table(table << PagingConstants.PageBits));
@@ -191,14 +191,11 @@ public sealed partial class AddressSpace
 
     void ReleaseHugeFrame(ulong head)
     {
-        ref FrameInfo info = ref memory.FrameTable[head];
+        ref var info = ref memory.Page(head);
         info.MapCount--;
         ResidentPages -= ThpSettings.PtesPerPmd;
         if (--info.RefCount == 0)
-        {
-            memory.UnchargeMemcg(ThpSettings.PtesPerPmd);
             memory.FreeBlock(head, HugeOrder);
-        }
     }
 
     /// <summary>mprotect's PMD pass: huge PMDs wholly inside get the new rights in place, partly covered ones split.</summary>

@@ -96,6 +96,12 @@ public sealed partial class AddressSpace
     /// <summary>Initial stack pointer's page region start, for naming [stack] in /proc/self/maps.</summary>
     public ulong StartStack { get; set; }
 
+    /// <summary>
+    /// Who pays for memory work done on this process's behalf (direct reclaim and compaction in its
+    /// faults, memcg reclaim, swap-in): its virtual clock; null leaves the work uncharged.
+    /// </summary>
+    public ICostSink? CostSink { get; set; }
+
     /// <summary>Called after every page fault the handler services, with what it did (statistics, virtual time).</summary>
     public Action<FaultOutcome>? FaultHandled { get; set; }
 
@@ -256,7 +262,7 @@ public sealed partial class AddressSpace
     {
         if (frameNumber == memory.ZeroFrame)
             return;
-        memory.FrameTable[frameNumber].MapCount--;
+        memory.Page(frameNumber).MapCount--;
         ResidentPages--;
         memory.Release(frameNumber);
     }
@@ -373,7 +379,7 @@ public sealed partial class AddressSpace
                 Tables.Write(pteAddress, LeafEntry(memory.ZeroFrame, vma, writable: false));
                 return FaultOutcome.ZeroPageMapped;
             }
-            if (!memory.TryAllocateZeroed(FrameUse.Anonymous, out frame))
+            if (!memory.TryAllocateZeroed(FrameUse.Anonymous, out frame, CostSink))
                 return FaultOutcome.OutOfMemory;
             outcome = FaultOutcome.AnonymousZeroFilled;
         }
@@ -382,22 +388,22 @@ public sealed partial class AddressSpace
             long offset = vma.FileOffsetOf(page);
             if (offset >= vma.File.Length)
                 return FaultOutcome.BusError;
-            if (!memory.TryGetPageCacheFrame(vma.File, offset >> PagingConstants.PageBits, out ulong cached))
+            if (!memory.TryGetPageCacheFrame(vma.File, offset >> PagingConstants.PageBits, out ulong cached, CostSink))
                 return FaultOutcome.OutOfMemory;
             if (write)
             {
-                if (!memory.TryAllocateCopy(cached, FrameUse.Anonymous, out frame))
+                if (!memory.TryAllocateCopy(cached, FrameUse.Anonymous, out frame, CostSink))
                     return FaultOutcome.OutOfMemory;
                 outcome = FaultOutcome.CopiedOnWrite;
             }
             else
             {
                 frame = cached;
-                memory.FrameTable[frame].RefCount++;
+                memory.Page(frame).RefCount++;
                 outcome = FaultOutcome.FilePageMapped;
             }
         }
-        memory.FrameTable[frame].MapCount++;
+        memory.Page(frame).MapCount++;
         ResidentPages++;
         Tables.Write(pteAddress, LeafEntry(frame, vma, write));
         return outcome;
@@ -408,7 +414,7 @@ public sealed partial class AddressSpace
         ulong old = pte.FrameNumber;
         if (old != memory.ZeroFrame)
         {
-            ref FrameInfo info = ref memory.FrameTable[old];
+            ref var info = ref memory.Page(old);
             if (info.Use == FrameUse.Anonymous && info.RefCount == 1 && info.MapCount == 1)
             {
                 // wp_page_reuse: adding permission needs no flush; a stale read-only entry just faults again.
@@ -418,14 +424,14 @@ public sealed partial class AddressSpace
         }
         ulong frame;
         bool allocated = old == memory.ZeroFrame
-            ? memory.TryAllocateZeroed(FrameUse.Anonymous, out frame)
-            : memory.TryAllocateCopy(old, FrameUse.Anonymous, out frame);
+            ? memory.TryAllocateZeroed(FrameUse.Anonymous, out frame, CostSink)
+            : memory.TryAllocateCopy(old, FrameUse.Anonymous, out frame, CostSink);
         if (!allocated)
             return FaultOutcome.OutOfMemory;
         // wp_page_copy: ptep_clear_flush, then install the private copy.
         Tables.Write(pteAddress, default);
         memory.Guest.InvalidatePage(page);
-        memory.FrameTable[frame].MapCount++;
+        memory.Page(frame).MapCount++;
         ResidentPages++;
         Tables.Write(pteAddress, LeafEntry(frame, vma, writable: true));
         ReleaseMappedFrame(old);

@@ -5,6 +5,7 @@ using PageLab.Emulator.Paging;
 using PageLab.Kernel.Fs;
 using PageLab.Kernel.Loader;
 using PageLab.Kernel.Mm;
+using PageLab.Kernel.Mm.Physical;
 using PageLab.Kernel.Syscalls;
 
 namespace PageLab.Kernel.Process;
@@ -47,8 +48,8 @@ public sealed class Machine : ICpuHost, IDisposable
         physical = new PhysicalMemory(settings.MemoryBytes);
         Mmu = new Mmu(physical, settings.Tlb);
         Clock = new VirtualClock();
-        // Frame 0 is never handed out, as on Linux: a zero frame number always means "none".
-        var frames = new SimpleFrameAllocator(1, settings.MemoryBytes >> PagingConstants.PageBits);
+        // The buddy allocator never hands out frame 0, as on Linux: a zero frame number always means "none".
+        var frames = new BuddyAllocator(physical);
         Memory = new KernelMemory(physical, frames, new MmuGuestMemory(Mmu));
         Cpu = new Cpu(Mmu, this, Clock);
         thread = new CpuThread(Cpu);

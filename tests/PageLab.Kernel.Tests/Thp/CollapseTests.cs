@@ -1,5 +1,6 @@
 using PageLab.Emulator.Paging;
 using PageLab.Kernel.Mm;
+using PageLab.Kernel.Mm.Physical;
 using PageLab.Kernel.Mm.Thp;
 using PageLab.Kernel.Syscalls;
 
@@ -122,7 +123,7 @@ public class CollapseTests
             if (skipFlush)
             {
                 Assert.Equal(oldFrame, used);
-                Assert.Equal(0, m.Memory.FrameTable[oldFrame].RefCount); // freed: a use-after-free through the TLB
+                Assert.Equal(0, m.Memory.Page(oldFrame).RefCount); // freed: a use-after-free through the TLB
             }
             else
             {
@@ -203,7 +204,7 @@ public class CollapseTests
         using var m = NewMachine();
         m.Space.Map(Base, Base + 2 * Huge, ReadWrite, VmaFlags.None, null, 0);
         Fill(m, Base, Base + 2 * Huge, 64 * Page);
-        m.Memory.FrameTable[m.Space.Tables.ReadPte(Base + 64 * Page).FrameNumber].PinCount = 1;
+        m.Memory.Page(m.Space.Tables.ReadPte(Base + 64 * Page).FrameNumber).Flags |= PageFlags.Pinned;
 
         Assert.Equal(Errno.EAGAIN, Advise(m, Base, 2 * Huge, MadviseAdvice.Collapse).Error);
         Assert.False(m.Space.Tables.Walk(Base)[^2].Entry.IsLargePage);
@@ -221,7 +222,7 @@ public class CollapseTests
         ulong freeBefore = m.Allocator.FreeFrames;
         var recorder = new PhaseRecorder
         {
-            OnEach = s => { if (s.Phase == CollapsePhase.AllocateAndCharge) m.Memory.FrameTable[victim].Locked = true; },
+            OnEach = s => { if (s.Phase == CollapsePhase.AllocateAndCharge) m.Memory.Page(victim).Flags |= PageFlags.Locked; },
         };
         m.Space.Thp!.Engine.Observer = recorder;
 
@@ -229,7 +230,7 @@ public class CollapseTests
         Assert.Equal(CollapsePhase.RolledBack, recorder.Phases[^1]);
         Assert.Contains(CollapsePhase.ClearPmdAndFlush, recorder.Phases);
         Assert.Equal(freeBefore, m.Allocator.FreeFrames);
-        m.Memory.FrameTable[victim].Locked = false;
+        m.Memory.Page(victim).Flags &= ~PageFlags.Locked;
         AssertFilled(m, Base, Base + Huge, 8 * Page);
     }
 
@@ -297,6 +298,11 @@ public class CollapseTests
         Assert.Equal(freeBefore + 256, m.Allocator.FreeFrames);
         AssertFilled(m, Base, Base + Huge / 2, 16 * Page);
         Assert.Null(m.GuestRead64(Base + Huge / 2));
+
+        // The split block's frames are order-0 pages now: the rest go back one by one and merge.
+        m.Space.Unmap(Base, Base + Huge / 2);
+        Assert.Equal(freeBefore + 512, m.Allocator.FreeFrames);
+        Assert.Equal(0, m.Space.ResidentPages);
     }
 
     [Fact]

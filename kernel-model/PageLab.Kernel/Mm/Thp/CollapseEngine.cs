@@ -1,4 +1,5 @@
 using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm.Physical;
 
 namespace PageLab.Kernel.Mm.Thp;
 
@@ -109,7 +110,7 @@ public sealed class CollapseEngine
             return CollapseResult.PmdMapped;
 
         var policy = state.Policy;
-        var frames = mm.Memory.FrameTable;
+        var frames = mm.Memory.Frames;
         Array.Clear(nodeLoad);
         ulong table = pmd.Address;
         var result = CollapseResult.Succeeded;
@@ -128,10 +129,10 @@ public sealed class CollapseEngine
                 continue;
             }
             state.Present++;
-            ref FrameInfo info = ref frames[pte.FrameNumber];
+            ref var info = ref frames[pte.FrameNumber];
             if (info.Use != FrameUse.Anonymous) { result = CollapseResult.PageNotAnonymous; continue; }
             if (info.MapCount > 1 && ++state.Shared > policy.MaxPtesShared) { result = CollapseResult.ExceedSharedPte; continue; }
-            if (info.Locked) { result = CollapseResult.PageLocked; continue; }
+            if ((info.Flags & PageFlags.Locked) != 0) { result = CollapseResult.PageLocked; continue; }
             if (!RefCountSuitable(info)) { result = CollapseResult.PageCount; continue; }
             nodeLoad[mm.Memory.NodeOf(pte.FrameNumber) & 63]++;
             if (pte.IsAccessed) state.Referenced++;
@@ -145,7 +146,7 @@ public sealed class CollapseEngine
     }
 
     /// <summary>is_refcount_suitable: every reference is a mapping, and no long-term pin.</summary>
-    static bool RefCountSuitable(in FrameInfo info) => info.PinCount == 0 && info.RefCount == info.MapCount;
+    static bool RefCountSuitable(in PageDescriptor info) => (info.Flags & PageFlags.Pinned) == 0 && info.RefCount == info.MapCount;
 
     /// <summary>alloc_charge_folio: the node holding most of the region's pages, then the memcg charge.</summary>
     CollapseResult AllocateAndCharge(AddressSpace mm, CollapsePolicy policy, out ulong cost)
@@ -161,7 +162,7 @@ public sealed class CollapseEngine
         if (!allocated)
             return CollapseResult.AllocationFailed;
         cost += CollapseCosts.MemcgCharge;
-        if (!memory.TryChargeMemcg(ThpSettings.PtesPerPmd))
+        if (!memory.TryCharge(frame, HugeOrder, mm.CostSink))
         {
             memory.FreeBlock(frame, HugeOrder);
             return CollapseResult.ChargeFailed;
@@ -202,15 +203,15 @@ public sealed class CollapseEngine
     /// <summary>__collapse_huge_page_isolate: re-check every present page now that no PTE can be used.</summary>
     CollapseResult Isolate(AddressSpace mm, out ulong cost)
     {
-        var frames = mm.Memory.FrameTable;
+        var frames = mm.Memory.Frames;
         cost = 0;
         for (int i = 0; i < ThpSettings.PtesPerPmd; i++)
         {
             var pte = new PageTableEntry(state.OldPtes[i]);
             if (!AddressSpace.MapsFrame(pte) || pte.FrameNumber == mm.Memory.ZeroFrame) continue;
             cost += CollapseCosts.IsolatePerPage;
-            ref FrameInfo info = ref frames[pte.FrameNumber];
-            if (info.Locked) return CollapseResult.PageLocked;
+            ref var info = ref frames[pte.FrameNumber];
+            if ((info.Flags & PageFlags.Locked) != 0) return CollapseResult.PageLocked;
             if (!RefCountSuitable(info)) return CollapseResult.PageCount;
         }
         return CollapseResult.Succeeded;
@@ -266,7 +267,6 @@ public sealed class CollapseEngine
     {
         if (restorePmd)
             mm.Tables.Write(state.PmdAddress, state.OldPmd);
-        mm.Memory.UnchargeMemcg(ThpSettings.PtesPerPmd);
         mm.Memory.FreeBlock(state.HugeFrame, HugeOrder);
         state.HugeFrame = 0;
         return Finish(result);
