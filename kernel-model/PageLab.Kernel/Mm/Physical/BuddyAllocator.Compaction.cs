@@ -165,7 +165,6 @@ public sealed partial class BuddyAllocator
         if (!owner.TryMigrate(moved.OwnerIndex, frame, target))
         {
             MoveDescriptor(target, frame);
-            pages[target].State = PageState.Isolated;
             isolatedFree.Push((target, 0));
             Counters.PageMigrateFail++;
             return false;
