@@ -31,6 +31,10 @@ public static class CommandLine
           --seed N                seed of AT_RANDOM and getrandom (default 0)
           --memory SIZE           emulated physical memory, e.g. 512M, 4G (default 4G)
           --strace                print system calls in strace's format to stderr
+          --kernel-abi ABI        proposal (default: Linux 6.18 plus MADV_TRY_COLLAPSE and
+                                  MADV_F_COLLAPSE_LIGHT) or 6.18 (both answer EINVAL, as 6.18 does)
+          --thp NAME=VALUE        set /sys/kernel/mm/transparent_hugepage/NAME at boot (repeatable),
+                                  e.g. --thp enabled=always --thp khugepaged/scan_sleep_millisecs=100
           -h, --help              show this help
         """;
 
@@ -84,6 +88,15 @@ public static class CommandLine
                 case "--allow-path": settings.AllowedPaths.Add(Value()); break;
                 case "--seed": settings.Seed = (ulong)ParseCount(name, Value(), allowZero: true); break;
                 case "--memory": settings.MemoryBytes = ParseSize(Value()); break;
+                case "--kernel-abi":
+                    settings.KernelAbi = Value() switch
+                    {
+                        "6.18" => PageLab.Kernel.KernelAbi.Linux618,
+                        "proposal" => PageLab.Kernel.KernelAbi.Proposal,
+                        var other => throw new UsageException($"option --kernel-abi takes 6.18 or proposal, not '{other}'"),
+                    };
+                    break;
+                case "--thp": settings.ThpKnobs.Add(ParseThpKnob(Value())); break;
                 default: throw new UsageException($"unknown option '{word}'");
             }
         }
@@ -92,6 +105,20 @@ public static class CommandLine
         settings.Program = words[i];
         settings.Arguments.AddRange(words.Skip(i + 1));
         return settings;
+    }
+
+    /// <summary>NAME=VALUE for a THP sysfs knob, checked against the same store rules the guest's writes meet.</summary>
+    static (string Name, string Value) ParseThpKnob(string text)
+    {
+        int equals = text.IndexOf('=', StringComparison.Ordinal);
+        if (equals <= 0)
+            throw new UsageException($"option --thp needs NAME=VALUE (e.g. enabled=always), not '{text}'");
+        var (name, value) = (text[..equals], text[(equals + 1)..]);
+        if (PageLab.Kernel.Mm.Thp.ThpSysfs.Set(new PageLab.Kernel.Mm.Thp.TransparentHugePages(), name, value) is { } error)
+            throw new UsageException(error == PageLab.Kernel.Syscalls.Errno.ENOENT
+                ? $"option --thp: no writable knob '{name}' under {PageLab.Kernel.Mm.Thp.ThpSysfs.Directory}"
+                : $"option --thp: '{value}' is not a valid value for {name}");
+        return (name, value);
     }
 
     static long ParseCount(string option, string text, bool allowZero = false)

@@ -28,12 +28,14 @@ public static class RunCommand
             MemoryBytes = settings.MemoryBytes,
             Tlb = settings.Tlb,
             MaxInstructions = settings.MaxInstructions,
+            ThpKnobs = settings.ThpKnobs,
             Process = new ProcessSettings
             {
                 AllowedPaths = settings.AllowedPaths,
                 Seed = settings.Seed,
                 Credentials = HostIdentity.Current(),
                 Strace = settings.Strace ? error : null,
+                KernelAbi = settings.KernelAbi,
             },
         };
         using var machine = new Machine(machineSettings, canonical);

@@ -37,4 +37,10 @@ public sealed class RunSettings
 
     /// <summary>--strace: print every system call in strace's format to stderr.</summary>
     public bool Strace { get; set; }
+
+    /// <summary>--kernel-abi proposal|6.18: with 6.18, MADV_TRY_COLLAPSE and MADV_F_COLLAPSE_LIGHT answer EINVAL, as Linux 6.18 does. Default proposal.</summary>
+    public PageLab.Kernel.KernelAbi KernelAbi { get; set; }
+
+    /// <summary>--thp NAME=VALUE (repeatable): THP sysfs knobs set at boot, e.g. enabled=always, khugepaged/scan_sleep_millisecs=100.</summary>
+    public List<(string Name, string Value)> ThpKnobs { get; } = [];
 }

@@ -17,7 +17,7 @@ public sealed class GuestFileSystem
     const uint RegularReadWrite = 0x8000 | 0x1a4;  // S_IFREG | 0644
 
     readonly string[] allowedPaths;
-    readonly Dictionary<string, (Func<string> Content, uint Mode)> virtualFiles;
+    readonly Dictionary<string, (Func<string> Content, uint Mode, Func<string, Errno?>? Write)> virtualFiles;
 
     /// <param name="allowedPaths">Host paths (files or directory trees) the guest may open read-only.</param>
     /// <param name="executablePath">The program's canonical path: /proc/self/exe.</param>
@@ -28,15 +28,20 @@ public sealed class GuestFileSystem
         this.allowedPaths = [.. allowedPaths.Select(p => HostInterop.RealPath(p, out string real) == 0 ? real : Path.GetFullPath(p)).Distinct()];
         ExecutablePath = executablePath;
         ProcessId = processId;
-        virtualFiles = new Dictionary<string, (Func<string>, uint)>(StringComparer.Ordinal)
+        virtualFiles = new Dictionary<string, (Func<string>, uint, Func<string, Errno?>?)>(StringComparer.Ordinal)
         {
-            ["/proc/self/maps"] = (maps, RegularReadOnly),
-            ["/sys/kernel/mm/transparent_hugepage/enabled"] = (() => "always [madvise] never\n", RegularReadWrite),
-            ["/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"] = (() => "2097152\n", RegularReadOnly),
-            ["/sys/devices/system/cpu/online"] = (() => "0\n", RegularReadOnly),
-            ["/sys/devices/system/cpu/possible"] = (() => "0\n", RegularReadOnly),
+            ["/proc/self/maps"] = (maps, RegularReadOnly, null),
+            ["/sys/devices/system/cpu/online"] = (() => "0\n", RegularReadOnly, null),
+            ["/sys/devices/system/cpu/possible"] = (() => "0\n", RegularReadOnly, null),
         };
     }
+
+    /// <summary>
+    /// Adds a procfs/sysfs file whose text is produced at open; with <paramref name="write"/>, the guest may
+    /// also write it (each write() is one value, as sysfs takes it; the writer returns an errno or null).
+    /// </summary>
+    public void AddVirtualFile(string path, Func<string> content, Func<string, Errno?>? write = null) =>
+        virtualFiles[path] = (content, write is null ? RegularReadOnly : RegularReadWrite, write);
 
     public string ExecutablePath { get; }
     public int ProcessId { get; }
@@ -94,9 +99,9 @@ public sealed class GuestFileSystem
                 return -(int)Errno.ENOENT;
             if ((flags & O_DIRECTORY) != 0)
                 return -(int)Errno.ENOTDIR;
-            if (write)
+            if (write && entry.Write is null)
                 return -(int)Errno.EACCES;
-            file = new VirtualFile(full, Encoding.UTF8.GetBytes(entry.Content()), entry.Mode, (ulong)(uint)key.GetHashCode(StringComparison.Ordinal))
+            file = new VirtualFile(full, Encoding.UTF8.GetBytes(entry.Content()), entry.Mode, (ulong)(uint)key.GetHashCode(StringComparison.Ordinal), write ? entry.Write : null)
             {
                 StatusFlags = flags,
             };

@@ -142,8 +142,8 @@ public sealed class HostFile : OpenFile, IMappableFile
     }
 }
 
-/// <summary>A procfs or sysfs file: content generated when it is opened, read-only.</summary>
-public sealed class VirtualFile(string path, byte[] content, uint mode, ulong inode) : OpenFile
+/// <summary>A procfs or sysfs file: content generated when it is opened; writable when opened for writing a file that has a writer.</summary>
+public sealed class VirtualFile(string path, byte[] content, uint mode, ulong inode, Func<string, Errno?>? writer = null) : OpenFile
 {
     long position;
 
@@ -157,6 +157,13 @@ public sealed class VirtualFile(string path, byte[] content, uint mode, ulong in
         long n = ReadAt(buffer, position);
         if (n > 0) position += n;
         return n;
+    }
+
+    /// <summary>sysfs store: the whole buffer is one value; an invalid value is EINVAL and changes nothing.</summary>
+    public override long Write(ReadOnlySpan<byte> buffer)
+    {
+        if (writer is null) return -(long)Errno.EBADF;
+        return writer(System.Text.Encoding.UTF8.GetString(buffer)) is { } error ? -(long)error : buffer.Length;
     }
 
     public override long ReadAt(Span<byte> buffer, long offset)

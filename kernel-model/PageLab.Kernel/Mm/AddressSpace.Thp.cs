@@ -15,8 +15,8 @@ public sealed partial class AddressSpace
     /// <summary>Order of a PMD-sized page: 21 - 12 = 9.</summary>
     const int HugeOrder = PagingConstants.LargePageBits - PagingConstants.PageBits;
 
-    /// <summary>Machine-wide THP state (settings, counters, the collapse engine); null disables THP.</summary>
-    public TransparentHugePages? Thp { get; set; }
+    /// <summary>The machine-wide THP state (settings, counters, the collapse engine, khugepaged).</summary>
+    public TransparentHugePages Thp => memory.Thp;
 
     /// <summary>prctl(PR_SET_THP_DISABLE): no THP for this process, at fault time or by collapse.</summary>
     public bool ThpDisabled { get; set; }
@@ -63,7 +63,7 @@ public sealed partial class AddressSpace
     /// <summary>Does sysfs `enabled` allow THP in this VMA (always; madvise with VM_HUGEPAGE), absent prctl and VM_NOHUGEPAGE?</summary>
     bool ThpEnabledFor(Vma vma)
     {
-        if (Thp is null || ThpDisabled || !vma.IsAnonymous || (vma.Flags & VmaFlags.NoHugePage) != 0)
+        if (ThpDisabled || !vma.IsAnonymous || (vma.Flags & VmaFlags.NoHugePage) != 0)
             return false;
         return Thp.Settings.Enabled == ThpEnabled.Always
             || (Thp.Settings.Enabled == ThpEnabled.Madvise && (vma.Flags & VmaFlags.HugePage) != 0);
@@ -117,14 +117,14 @@ public sealed partial class AddressSpace
     /// <summary>do_huge_pmd_anonymous_page: allocate (stalling as defrag allows), zero, deposit a table, map.</summary>
     FaultOutcome? TryFaultHugePage(Vma vma, ulong region)
     {
-        var thp = Thp!;
+        var thp = Thp;
         if (!Tables.TryGetPmdAddress(region, allocate: true, out ulong pmdAddress) || !Tables.TryAllocateTable(out ulong deposit))
             return null;
         var effort = thp.Settings.FaultMayStall((vma.Flags & VmaFlags.HugePage) != 0)
             ? AllocationEffort.DirectReclaimAndCompaction
             : AllocationEffort.FreeListsOnly;
         bool allocated = memory.TryAllocateBlock(HugeOrder, node: 0, effort, out ulong head, out ulong stall);
-        if (allocated && !memory.TryCharge(head, HugeOrder, CostSink))
+        if (allocated && !memory.TryCharge(head, HugeOrder, effort, CostSink))
         {
             memory.FreeBlock(head, HugeOrder);
             allocated = false;
@@ -168,7 +168,7 @@ public sealed partial class AddressSpace
             Tables.Write((table << PagingConstants.PageBits) + i * PagingConstants.EntrySize, new PageTableEntry(((head + i) << PagingConstants.PageBits) | flags));
         }
         Tables.Write(pmdAddress, PageTableEntry.Table(table << PagingConstants.PageBits));
-        if (Thp is not null) Thp.Counters.SplitPmd++;
+        Thp.Counters.SplitPmd++;
     }
 
     /// <summary>Unmap's PMD pass: huge PMDs wholly inside [start, end) are zapped, partly covered ones split.</summary>

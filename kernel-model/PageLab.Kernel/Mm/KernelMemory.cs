@@ -79,7 +79,7 @@ public sealed class KernelMemory
     {
         if (!Frames.TryAllocate(0, use, AllocationEffort.DirectReclaimAndCompaction, preferredNode: 0, cost, out frameNumber))
             return false;
-        if (IsCharged(use) && !TryCharge(frameNumber, 0, cost))
+        if (IsCharged(use) && !TryCharge(frameNumber, 0, AllocationEffort.DirectReclaimAndCompaction, cost))
         {
             Frames.Free(frameNumber, 0);
             return false;
@@ -87,12 +87,16 @@ public sealed class KernelMemory
         return true;
     }
 
+    /// <summary>Machine-wide transparent-huge-page state: sysfs knobs, vmstat counters, the collapse engine, khugepaged.</summary>
+    public Thp.TransparentHugePages Thp { get; } = new();
+
     /// <summary>
     /// Charges an allocated block to <see cref="Memcg"/> (reclaiming inside the group when over its
-    /// limit, at <paramref name="cost"/>); false when the group cannot make room. Freeing uncharges.
+    /// limit, when <paramref name="effort"/> allows, at <paramref name="cost"/>); false when the group cannot
+    /// make room. Freeing uncharges.
     /// </summary>
-    public bool TryCharge(ulong frameNumber, int order, ICostSink? cost) =>
-        Memcg is null || Frames.TryCharge(Memcg, frameNumber, order, cost);
+    public bool TryCharge(ulong frameNumber, int order, AllocationEffort effort, ICostSink? cost) =>
+        Memcg is null || Frames.TryCharge(Memcg, frameNumber, order, effort, cost);
 
     /// <summary>NUMA node of a frame.</summary>
     public int NodeOf(ulong frameNumber) => Frames[frameNumber].Node;

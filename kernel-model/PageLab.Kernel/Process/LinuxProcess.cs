@@ -67,6 +67,7 @@ public sealed partial class LinuxProcess
         Space = new AddressSpace(memory) { FaultHandled = OnFaultHandled, CostSink = new VirtualTimeCostSink(time) };
         User = new UserMemory(Space);
         FileSystem = new GuestFileSystem(settings.AllowedPaths, executablePath, ProcessId, Space.FormatMaps);
+        AddMemoryFiles(memory);
         Random = new DeterministicRandom(settings.Seed);
         for (int fd = 0; fd < settings.StandardStreams.Count; fd++)
             files[fd] = settings.StandardStreams[fd];
@@ -176,6 +177,9 @@ public sealed partial class LinuxProcess
         SyscallNumber.Sysinfo => Sysinfo(a.A0),
         SyscallNumber.Sigaltstack => Sigaltstack(a.A0, a.A1),
         SyscallNumber.ArchPrctl => ArchPrctl(thread, a.Int(0), a.A1),
+        SyscallNumber.Prctl => Prctl(a.Int(0), a.A1, a.A2, a.A3, a.A4),
+        SyscallNumber.PidfdOpen => PidfdOpen(a.Int(0), (uint)a.A1),
+        SyscallNumber.ProcessMadvise => ProcessMadvise(a.Int(0), a.A1, a.A2, a.Int(3), (uint)a.A4),
         SyscallNumber.Time => Time(a.A0),
         SyscallNumber.Futex => Futex(a.Int(1)),
         SyscallNumber.SchedGetaffinity => SchedGetaffinity(a.Int(0), a.A1, a.A2),

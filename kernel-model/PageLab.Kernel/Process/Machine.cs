@@ -22,6 +22,9 @@ public sealed record MachineSettings
     public long MaxInstructions { get; init; }
 
     public ProcessSettings Process { get; init; } = new();
+
+    /// <summary>THP knobs set at boot, as (sysfs name, value): ("enabled", "always"), ("khugepaged/scan_sleep_millisecs", "100").</summary>
+    public IReadOnlyList<(string Name, string Value)> ThpKnobs { get; init; } = [];
 }
 
 /// <summary>How a guest run ended.</summary>
@@ -38,6 +41,9 @@ public sealed class Machine : ICpuHost, IDisposable
 {
     const int SigIll = 4, SigBus = 7, SigFpe = 8, SigKill = 9, SigSegv = 11, SigXcpu = 24;
 
+    /// <summary>Guest instructions between two chances for kernel threads (khugepaged) to run: ~0.3 ms of virtual time.</summary>
+    const long KernelThreadSlice = 1_000_000;
+
     readonly PhysicalMemory physical;
     readonly CpuThread thread;
     string? report;
@@ -51,6 +57,11 @@ public sealed class Machine : ICpuHost, IDisposable
         // The buddy allocator never hands out frame 0, as on Linux: a zero frame number always means "none".
         var frames = new BuddyAllocator(physical);
         Memory = new KernelMemory(physical, frames, new MmuGuestMemory(Mmu));
+        foreach (var (name, value) in settings.ThpKnobs)
+        {
+            if (Mm.Thp.ThpSysfs.Set(Memory.Thp, name, value) is { } error)
+                throw new ArgumentException($"cannot set {Mm.Thp.ThpSysfs.Directory}{name} to '{value}': {error}");
+        }
         Cpu = new Cpu(Mmu, this, Clock);
         thread = new CpuThread(Cpu);
         Process = new LinuxProcess(Memory, settings.Process, new ClockTime(Clock), executablePath);
@@ -91,7 +102,9 @@ public sealed class Machine : ICpuHost, IDisposable
                 Process.Kill(SigXcpu);
                 break;
             }
-            var reason = Cpu.Run(budget);
+            var reason = Cpu.Run(Math.Min(budget, KernelThreadSlice));
+            // Kernel threads run between slices of guest execution, on the same virtual clock.
+            Memory.Thp.Khugepaged.RunUntil(Clock.Nanoseconds);
             switch (reason)
             {
                 case CpuStopReason.StopRequested or CpuStopReason.InstructionLimit:

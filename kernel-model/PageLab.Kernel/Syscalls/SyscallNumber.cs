@@ -43,6 +43,7 @@ public enum SyscallNumber
     Getegid = 108,
     Getppid = 110,
     Sigaltstack = 131,
+    Prctl = 157,
     ArchPrctl = 158,
     Gettid = 186,
     Time = 201,
@@ -64,7 +65,9 @@ public enum SyscallNumber
     Prlimit64 = 302,
     Getrandom = 318,
     Rseq = 334,
+    PidfdOpen = 434,
     Faccessat2 = 439,
+    ProcessMadvise = 440,
 }
 
 /// <summary>The six argument registers of a system call (RDI, RSI, RDX, R10, R8, R9) and its number (RAX).</summary>

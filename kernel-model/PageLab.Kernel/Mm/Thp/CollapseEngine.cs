@@ -161,8 +161,12 @@ public sealed class CollapseEngine
         cost = CollapseCosts.AllocateFromFreeLists + stall;
         if (!allocated)
             return CollapseResult.AllocationFailed;
-        cost += CollapseCosts.MemcgCharge;
-        if (!memory.TryCharge(frame, HugeOrder, mm.CostSink))
+        // Reclaim inside the memcg charge is part of the stall, paid by whoever the policy names.
+        var chargeStall = new Physical.CostLedger();
+        bool charged = memory.TryCharge(frame, HugeOrder, policy.Effort, chargeStall);
+        state.StallNanoseconds += chargeStall.TotalNs;
+        cost += CollapseCosts.MemcgCharge + chargeStall.TotalNs;
+        if (!charged)
         {
             memory.FreeBlock(frame, HugeOrder);
             return CollapseResult.ChargeFailed;

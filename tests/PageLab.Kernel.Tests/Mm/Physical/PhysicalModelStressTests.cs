@@ -62,7 +62,7 @@ public sealed class PhysicalModelStressTests
                         ulong index = nextIndex++;
                         if (!owner.TryPopulate(index, step == Step.Anonymous ? FrameUse.Anonymous : FrameUse.PageCache, AllocationEffort.DirectReclaimAndCompaction, pick % 2, cost))
                             break;
-                        if (!allocator.TryCharge(cgroup, owner.FrameOf[index], 0, AllocationEffort.DirectReclaimAndCompaction, cost))
+                        if (!allocator.TryCharge(cgroup, owner.FrameOf[index], 0, cost))
                         {
                             owner.Release(index);
                             break;

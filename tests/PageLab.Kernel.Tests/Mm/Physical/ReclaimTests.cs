@@ -124,7 +124,7 @@ public sealed class ReclaimTests : IDisposable
     {
         var group = allocator.CreateCgroup("job", limitPages: 8);
         Assert.True(allocator.TryAllocate(3, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong block));
-        Assert.True(allocator.TryCharge(group, block, 3, AllocationEffort.DirectReclaimAndCompaction, null));
+        Assert.True(allocator.TryCharge(group, block, 3, null));
         Assert.Equal(8UL, group.UsagePages);
 
         allocator.Free(block, 3);
@@ -138,11 +138,11 @@ public sealed class ReclaimTests : IDisposable
         var group = allocator.CreateCgroup("job", limitPages: 40);
         Populate(anonymous: 0, pageCache: 60);
         for (ulong i = 0; i < 40; i++)
-            Assert.True(allocator.TryCharge(group, files.FrameOf[i], 0, AllocationEffort.DirectReclaimAndCompaction, null));
+            Assert.True(allocator.TryCharge(group, files.FrameOf[i], 0, null));
         var cost = new CostLedger();
 
         Assert.True(allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong frame));
-        Assert.True(allocator.TryCharge(group, frame, 0, AllocationEffort.DirectReclaimAndCompaction, cost));
+        Assert.True(allocator.TryCharge(group, frame, 0, cost));
 
         // Like try_to_free_mem_cgroup_pages, one round reclaims at least SWAP_CLUSTER_MAX pages.
         Assert.Equal(40 - BuddyAllocator.SwapClusterMax + 1, group.UsagePages);
@@ -159,14 +159,14 @@ public sealed class ReclaimTests : IDisposable
         Populate(anonymous: 0, pageCache: 4);
         foreach (ulong frame in files.FrameOf.Values)
         {
-            Assert.True(allocator.TryCharge(group, frame, 0, AllocationEffort.DirectReclaimAndCompaction, null));
+            Assert.True(allocator.TryCharge(group, frame, 0, null));
             allocator[frame].Flags |= PageFlags.Dirty;
         }
 
         Assert.True(allocator.TryAllocate(9, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong huge));
-        Assert.False(allocator.TryCharge(group, huge, 9, AllocationEffort.DirectReclaimAndCompaction, null));
+        Assert.False(allocator.TryCharge(group, huge, 9, null));
         Assert.True(allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong small));
-        Assert.False(allocator.TryCharge(group, small, 0, AllocationEffort.DirectReclaimAndCompaction, null));
+        Assert.False(allocator.TryCharge(group, small, 0, null));
 
         Assert.Equal(4UL, group.UsagePages);
         Assert.Equal(2UL, group.FailedCharges);
@@ -179,16 +179,16 @@ public sealed class ReclaimTests : IDisposable
         var group = allocator.CreateCgroup("job", limitPages: 10);
         Populate(anonymous: 0, pageCache: 10);
         foreach (ulong frame in files.FrameOf.Values)
-            Assert.True(allocator.TryCharge(group, frame, 0, AllocationEffort.FreeListsOnly, null));
+            Assert.True(allocator.TryCharge(group, frame, 0, null, AllocationEffort.FreeListsOnly));
         Assert.True(allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong frame11));
         var cost = new CostLedger();
 
-        Assert.False(allocator.TryCharge(group, frame11, 0, AllocationEffort.FreeListsOnly, cost));
+        Assert.False(allocator.TryCharge(group, frame11, 0, cost, AllocationEffort.FreeListsOnly));
 
         Assert.Equal(10, files.FrameOf.Count);
         Assert.Equal(0UL, cost.TotalNs);
         Assert.Equal(1UL, group.FailedCharges);
-        Assert.True(allocator.TryCharge(group, frame11, 0, AllocationEffort.DirectReclaimAndCompaction, cost));
+        Assert.True(allocator.TryCharge(group, frame11, 0, cost));
         Assert.True(cost[MmCostKind.ReclaimDrop] > 0);
     }
 }
