@@ -96,7 +96,7 @@ public sealed class KernelMemory
     /// make room. Freeing uncharges.
     /// </summary>
     public bool TryCharge(ulong frameNumber, int order, AllocationEffort effort, ICostSink? cost) =>
-        Memcg is null || Frames.TryCharge(Memcg, frameNumber, order, effort, cost);
+        Memcg is null || Frames.TryCharge(Memcg, frameNumber, order, cost, effort);
 
     /// <summary>NUMA node of a frame.</summary>
     public int NodeOf(ulong frameNumber) => Frames[frameNumber].Node;

@@ -1,7 +1,6 @@
 using PageLab.Emulator.Paging;
 using PageLab.Kernel.Mm;
 using PageLab.Kernel.Mm.Physical;
-using PageLab.Kernel.Mm.Thp;
 
 namespace PageLab.Kernel.Tests.Mm;
 
@@ -151,7 +150,6 @@ public class ReverseMapTests
     public void Collapse_SwapsInSwappedPtes_DataIntact_AndSmapsSwapIsZeroAfter()
     {
         using var m = WithSwap();
-        m.Space.Thp = new TransparentHugePages();
         m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
         Fill(m, Base, Base + Huge);
         Assert.Equal(100UL, m.Allocator.Reclaim(null, 100, null, null));
