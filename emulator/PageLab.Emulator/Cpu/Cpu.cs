@@ -187,6 +187,7 @@ public sealed unsafe partial class Cpu
     /// stop, or an exception the host does not resolve. On a stop for an exception, RIP is the
     /// address of the instruction that raised it and no state it would have changed has changed.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public CpuStopReason Run(long maxInstructions)
     {
         stopRequested = false;
@@ -200,23 +201,30 @@ public sealed unsafe partial class Cpu
             if (retiredThisRun >= maxInstructions) { reason = CpuStopReason.InstructionLimit; break; }
             if (stopRequested) { reason = CpuStopReason.StopRequested; break; }
 
-            DecodedInstruction[] entries;
-            int index;
+            // Fast path: RIP on the current fetch page, instruction already decoded. The slot table has
+            // one entry per byte of the page and holds valid indices only, so no bounds checks are needed.
+            ref DecodedInstruction d = ref Unsafe.NullRef<DecodedInstruction>();
             ulong offset = rip - fetchLinearBase;
             DecodedPage? page = fetchPage;
-            if (offset < PageSize && page != null && (index = page.Slots[offset] - 1) >= 0)
+            int slot = 0;
+            if (offset < PageSize && page != null)
+                slot = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(page.Slots), (nint)offset);
+            if (slot != 0)
             {
-                entries = page.Entries;
+                d = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(page!.Entries), slot - 1);
                 pendingFetchHits++;
             }
-            else if (!FetchSlow(out entries, out index))
+            else if (FetchSlow(out var entries, out int index))
+            {
+                d = ref entries[index];
+            }
+            else
             {
                 if (HandleFault()) continue;
                 reason = CpuStopReason.UnhandledFault;
                 break;
             }
 
-            ref DecodedInstruction d = ref entries[index];
             nextRip = rip + d.Length;
             var result = Execute(ref d);
             if (result == ExecResult.Continue)
