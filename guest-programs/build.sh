@@ -13,12 +13,12 @@ for src in "$here"/src/*.c; do
   name=$(basename "$src" .c)
   out="$here/out/glibc/$name"
   if stale "$out" "$src"; then
-    gcc -static -O2 -o "$out" "$src" -lm
+    gcc -static -O2 -Wall -Wextra -o "$out" "$src" -lm
   fi
   if command -v musl-gcc >/dev/null 2>&1; then
     out="$here/out/musl/$name"
     if stale "$out" "$src"; then
-      musl-gcc -static -O2 -o "$out" "$src" -lm
+      musl-gcc -static -O2 -Wall -Wextra -o "$out" "$src" -lm
     fi
   fi
 done

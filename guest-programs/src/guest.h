@@ -299,7 +299,7 @@ static inline void print_maps(const char *label, const void *base, size_t len)
 static inline void print_thp_setting(void)
 {
     char buf[128];
-    snprintf(buf, sizeof buf, "%s", read_text_file("/sys/kernel/mm/transparent_hugepage/enabled"));
+    snprintf(buf, sizeof buf, "%.127s", read_text_file("/sys/kernel/mm/transparent_hugepage/enabled"));
     char *open = strchr(buf, '['), *close = open ? strchr(open, ']') : NULL;
     if (open && close) {
         *close = 0;

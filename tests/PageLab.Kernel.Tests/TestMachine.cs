@@ -1,6 +1,7 @@
 using PageLab.Emulator.Memory;
 using PageLab.Emulator.Paging;
 using PageLab.Kernel.Mm;
+using PageLab.Kernel.Mm.Physical;
 
 namespace PageLab.Kernel.Tests;
 
@@ -11,7 +12,7 @@ sealed class TestMachine : IDisposable
     {
         Physical = new PhysicalMemory(memoryBytes);
         Mmu = new Mmu(Physical, TlbConfig.Tiny);
-        Allocator = new SimpleFrameAllocator(1, memoryBytes >> PagingConstants.PageBits);
+        Allocator = new BuddyAllocator(Physical);
         Memory = new KernelMemory(Physical, Allocator, new MmuGuestMemory(Mmu));
         Space = new AddressSpace(Memory);
         Memory.Guest.SwitchAddressSpace(Space.Tables.Cr3);
@@ -20,7 +21,7 @@ sealed class TestMachine : IDisposable
 
     public PhysicalMemory Physical { get; }
     public Mmu Mmu { get; }
-    public SimpleFrameAllocator Allocator { get; }
+    public BuddyAllocator Allocator { get; }
     public KernelMemory Memory { get; }
     public AddressSpace Space { get; }
     public UserMemory User { get; }

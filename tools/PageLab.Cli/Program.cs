@@ -1,1 +1,28 @@
-return 0;
+using PageLab.Cli;
+
+var error = Console.Error;
+if (args.Length == 0 || args[0] is "-h" or "--help")
+{
+    (args.Length == 0 ? error : Console.Out).WriteLine(CommandLine.Usage);
+    return args.Length == 0 ? 2 : 0;
+}
+if (args[0] != "run")
+{
+    error.WriteLine($"pagelab: unknown command '{args[0]}'\n\n{CommandLine.Usage}");
+    return 2;
+}
+try
+{
+    var settings = CommandLine.ParseRun(args[1..]);
+    if (settings is null)
+    {
+        Console.Out.WriteLine(CommandLine.Usage);
+        return 0;
+    }
+    return RunCommand.Execute(settings, error);
+}
+catch (UsageException ex)
+{
+    error.WriteLine($"pagelab: {ex.Message}\n\n{CommandLine.Usage}");
+    return 2;
+}

@@ -63,11 +63,13 @@ public static class AccessRights
                     : (userPage && SmapForbids(context)) || (!writable && (flags & ControlFlags.WriteProtect) != 0);
                 break;
         }
-        if (violation)
-            return BaseErrorCode(kind, context) | PageFaultErrorCode.Present;
-        if (kind != AccessKind.Fetch && userPage && (flags & ControlFlags.ProtectionKeys) != 0 && ProtectionKeyForbids(protectionKey, kind, context))
-            return BaseErrorCode(kind, context) | PageFaultErrorCode.Present | PageFaultErrorCode.ProtectionKey;
-        return PageFaultErrorCode.None;
+        // SDM 4.7: PK reports that the key forbids the access, whether or not the ordinary rights forbid it too.
+        bool keyForbids = kind != AccessKind.Fetch && userPage && (flags & ControlFlags.ProtectionKeys) != 0
+            && ProtectionKeyForbids(protectionKey, kind, context);
+        if (!violation && !keyForbids)
+            return PageFaultErrorCode.None;
+        var error = BaseErrorCode(kind, context) | PageFaultErrorCode.Present;
+        return keyForbids ? error | PageFaultErrorCode.ProtectionKey : error;
     }
 
     /// <summary>SMAP: a supervisor data access to a user page faults unless EFLAGS.AC = 1 (explicit accesses).</summary>

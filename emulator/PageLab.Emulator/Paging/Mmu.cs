@@ -456,6 +456,7 @@ public sealed unsafe class Mmu
             HostBase = size == PageSize.Size1G ? 0 : HostAddressOf(pageBase),
             Attributes = attributes,
             ProtectionKey = (byte)key,
+            MappedSize = size,
         };
         record.Size = size;
         record.Physical = pageBase + (linear & (size.Bytes() - 1));

@@ -14,6 +14,8 @@ public struct TlbEntryData
     public nint HostBase;
     public TranslationAttributes Attributes;
     public byte ProtectionKey;
+    /// <summary>The page size the paging structures map; larger than the entry's own size when the level fractured the page.</summary>
+    public PageSize MappedSize;
 }
 
 /// <summary>
@@ -181,7 +183,10 @@ internal sealed class TlbArray
         word = value ? word | (1UL << node) : word & ~(1UL << node);
     }
 
-    /// <summary>Invalidates entries translating <paramref name="linear"/> (any size held) that match the filter.</summary>
+    /// <summary>
+    /// Invalidates entries for the page containing <paramref name="linear"/> that match the filter. A fractured entry
+    /// goes when any address of the page the paging structures map is named, not only its own piece (SDM 4.10.2.3).
+    /// </summary>
     public int InvalidateAddress(ulong linear, ushort pcid, bool includeGlobal)
     {
         int dropped = 0;
@@ -189,7 +194,9 @@ internal sealed class TlbArray
         {
             ulong tag = tags[i];
             if (tag == 0) continue;
-            if ((tag >> PageNumberShift) != PageNumber(linear, (PageSize)((tag >> SizeShift) & 3))) continue;
+            int storedBits = ((PageSize)((tag >> SizeShift) & 3)).Bits();
+            int mappedBits = data[i].MappedSize.Bits();
+            if (((tag >> PageNumberShift) << storedBits) >> mappedBits != PageNumber(linear, data[i].MappedSize)) continue;
             if (!Matches(tag, pcid, allPcids: false, includeGlobal)) continue;
             tags[i] = 0;
             dropped++;

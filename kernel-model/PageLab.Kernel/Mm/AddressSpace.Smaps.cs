@@ -1,5 +1,6 @@
 using System.Text;
 using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm.Physical;
 using PageLab.Kernel.Mm.Thp;
 
 namespace PageLab.Kernel.Mm;
@@ -11,26 +12,32 @@ public sealed partial class AddressSpace
     public struct MemoryUsage
     {
         public ulong Rss, PssTimes1K, PssDirtyTimes1K, PssAnonTimes1K, SharedClean, SharedDirty, PrivateClean, PrivateDirty;
-        public ulong Referenced, Anonymous, AnonHugePages, Swap;
+        public ulong Referenced, Anonymous, AnonHugePages, ShmemPmdMapped, Swap;
 
         public void Add(in MemoryUsage other)
         {
             Rss += other.Rss; PssTimes1K += other.PssTimes1K; PssDirtyTimes1K += other.PssDirtyTimes1K; PssAnonTimes1K += other.PssAnonTimes1K;
             SharedClean += other.SharedClean; SharedDirty += other.SharedDirty;
             PrivateClean += other.PrivateClean; PrivateDirty += other.PrivateDirty;
-            Referenced += other.Referenced; Anonymous += other.Anonymous; AnonHugePages += other.AnonHugePages; Swap += other.Swap;
+            Referenced += other.Referenced; Anonymous += other.Anonymous; AnonHugePages += other.AnonHugePages; ShmemPmdMapped += other.ShmemPmdMapped; Swap += other.Swap;
         }
     }
 
-    /// <summary>smaps_account over the pages mapped in <paramref name="vma"/> (the zero page is not counted, as vm_normal_page skips it).</summary>
+    /// <summary>
+    /// smaps_account over the pages mapped in <paramref name="vma"/> (the zero page is not counted, as
+    /// vm_normal_page skips it). Pages of a MAP_SHARED anonymous VMA are shmem: not Anonymous, and a
+    /// huge one counts as ShmemPmdMapped.
+    /// </summary>
     public MemoryUsage Usage(Vma vma)
     {
         var usage = new MemoryUsage();
+        bool shmem = vma.IsAnonymous && (vma.Flags & VmaFlags.Shared) != 0;
         foreach (var (region, pmdAddress) in HugePmdsIn(vma.Start, vma.End))
         {
             var pmd = Tables.Read(pmdAddress);
-            Account(ref usage, memory.FrameTable[pmd.FrameNumber], pmd, PagingConstants.LargePageSize, anonymous: true);
-            usage.AnonHugePages += PagingConstants.LargePageSize;
+            Account(ref usage, memory.Page(pmd.FrameNumber), pmd, PagingConstants.LargePageSize, anonymous: !shmem);
+            if (shmem) usage.ShmemPmdMapped += PagingConstants.LargePageSize;
+            else usage.AnonHugePages += PagingConstants.LargePageSize;
         }
         Tables.VisitPtes(vma.Start, vma.End, (_, pteAddress) =>
         {
@@ -44,13 +51,13 @@ public sealed partial class AddressSpace
             }
             if (pte.FrameNumber == memory.ZeroFrame)
                 return;
-            var info = memory.FrameTable[pte.FrameNumber];
-            Account(ref usage, info, pte, PagingConstants.PageSize, anonymous: info.Use == FrameUse.Anonymous);
+            var info = memory.Page(pte.FrameNumber);
+            Account(ref usage, info, pte, PagingConstants.PageSize, anonymous: info.Use == FrameUse.Anonymous && !shmem);
         });
         return usage;
     }
 
-    static void Account(ref MemoryUsage usage, in FrameInfo info, PageTableEntry entry, ulong size, bool anonymous)
+    static void Account(ref MemoryUsage usage, in PageDescriptor info, PageTableEntry entry, ulong size, bool anonymous)
     {
         bool dirty = entry.IsDirty;
         int mappers = Math.Max(1, info.MapCount);
@@ -131,7 +138,7 @@ public sealed partial class AddressSpace
         Field(text, "KSM", 0);
         Field(text, "LazyFree", 0);
         Field(text, "AnonHugePages", usage.AnonHugePages);
-        Field(text, "ShmemPmdMapped", 0);
+        Field(text, "ShmemPmdMapped", usage.ShmemPmdMapped);
         Field(text, "FilePmdMapped", 0);
         Field(text, "Shared_Hugetlb", 0);
         Field(text, "Private_Hugetlb", 0);

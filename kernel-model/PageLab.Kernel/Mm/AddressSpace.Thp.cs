@@ -15,8 +15,8 @@ public sealed partial class AddressSpace
     /// <summary>Order of a PMD-sized page: 21 - 12 = 9.</summary>
     const int HugeOrder = PagingConstants.LargePageBits - PagingConstants.PageBits;
 
-    /// <summary>Machine-wide THP state (settings, counters, the collapse engine); null disables THP.</summary>
-    public TransparentHugePages? Thp { get; set; }
+    /// <summary>The machine-wide THP state (settings, counters, the collapse engine, khugepaged).</summary>
+    public TransparentHugePages Thp => memory.Thp;
 
     /// <summary>prctl(PR_SET_THP_DISABLE): no THP for this process, at fault time or by collapse.</summary>
     public bool ThpDisabled { get; set; }
@@ -44,9 +44,10 @@ public sealed partial class AddressSpace
     internal void DepositTable(ulong region, ulong tableFrame) => depositedTables[region] = tableFrame;
 
     /// <summary>Records a new huge mapping of the block starting at <paramref name="headFrame"/>.</summary>
-    internal void AccountHugeMapping(ulong headFrame)
+    internal void AccountHugeMapping(ulong headFrame, ulong region)
     {
-        memory.FrameTable[headFrame] = new FrameInfo { RefCount = 1, MapCount = 1, Use = FrameUse.Anonymous, Order = HugeOrder };
+        memory.Page(headFrame).MapCount = 1;
+        memory.Frames.SetOwner(headFrame, OwnerId, region >> PagingConstants.PageBits);
         ResidentPages += ThpSettings.PtesPerPmd;
     }
 
@@ -62,7 +63,7 @@ public sealed partial class AddressSpace
     /// <summary>Does sysfs `enabled` allow THP in this VMA (always; madvise with VM_HUGEPAGE), absent prctl and VM_NOHUGEPAGE?</summary>
     bool ThpEnabledFor(Vma vma)
     {
-        if (Thp is null || ThpDisabled || !vma.IsAnonymous || (vma.Flags & VmaFlags.NoHugePage) != 0)
+        if (ThpDisabled || !vma.IsAnonymous || (vma.Flags & VmaFlags.NoHugePage) != 0)
             return false;
         return Thp.Settings.Enabled == ThpEnabled.Always
             || (Thp.Settings.Enabled == ThpEnabled.Madvise && (vma.Flags & VmaFlags.HugePage) != 0);
@@ -96,7 +97,7 @@ public sealed partial class AddressSpace
             {
                 if (access != AccessKind.Write || pmd.IsWritable)
                     return FaultOutcome.Spurious;
-                ref FrameInfo head = ref memory.FrameTable[pmd.FrameNumber];
+                ref var head = ref memory.Page(pmd.FrameNumber);
                 if (head.RefCount == 1 && head.MapCount == 1)
                 {
                     Tables.Write(pmdAddress, pmd.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
@@ -116,14 +117,14 @@ public sealed partial class AddressSpace
     /// <summary>do_huge_pmd_anonymous_page: allocate (stalling as defrag allows), zero, deposit a table, map.</summary>
     FaultOutcome? TryFaultHugePage(Vma vma, ulong region)
     {
-        var thp = Thp!;
+        var thp = Thp;
         if (!Tables.TryGetPmdAddress(region, allocate: true, out ulong pmdAddress) || !Tables.TryAllocateTable(out ulong deposit))
             return null;
         var effort = thp.Settings.FaultMayStall((vma.Flags & VmaFlags.HugePage) != 0)
             ? AllocationEffort.DirectReclaimAndCompaction
             : AllocationEffort.FreeListsOnly;
         bool allocated = memory.TryAllocateBlock(HugeOrder, node: 0, effort, out ulong head, out ulong stall);
-        if (allocated && !memory.TryChargeMemcg(ThpSettings.PtesPerPmd))
+        if (allocated && !memory.TryCharge(head, HugeOrder, effort, CostSink))
         {
             memory.FreeBlock(head, HugeOrder);
             allocated = false;
@@ -139,7 +140,7 @@ public sealed partial class AddressSpace
             memory.ZeroFrame4K(head + i);
         DepositTable(region, deposit);
         Tables.Write(pmdAddress, HugeLeafEntry(head, vma));
-        AccountHugeMapping(head);
+        AccountHugeMapping(head, region);
         thp.Counters.FaultAlloc++;
         LastHugeFaultNanoseconds = CollapseCosts.AllocateFromFreeLists + stall + ThpSettings.PtesPerPmd * CollapseCosts.ZeroPerPage;
         return FaultOutcome.HugePageAllocated;
@@ -159,14 +160,15 @@ public sealed partial class AddressSpace
         FlushRange(region, region + PagingConstants.LargePageSize);
         ulong flags = pmd.Raw & (PageTableEntry.PresentBit | PageTableEntry.WritableBit | PageTableEntry.UserBit
             | PageTableEntry.AccessedBit | PageTableEntry.DirtyBit | PageTableEntry.ExecuteDisableBit);
-        var headInfo = memory.FrameTable[head];
+        // split_page: each piece inherits the head's counts and charge and can then be freed alone.
+        memory.Frames.SplitBlock(head);
         for (ulong i = 0; i < ThpSettings.PtesPerPmd; i++)
         {
-            memory.FrameTable[head + i] = new FrameInfo { RefCount = headInfo.RefCount, MapCount = headInfo.MapCount, Use = headInfo.Use };
+            memory.Frames.AddToLru(head + i);
             Tables.Write((table << PagingConstants.PageBits) + i * PagingConstants.EntrySize, new PageTableEntry(((head + i) << PagingConstants.PageBits) | flags));
         }
         Tables.Write(pmdAddress, PageTableEntry.Table(table << PagingConstants.PageBits));
-        if (Thp is not null) Thp.Counters.SplitPmd++;
+        Thp.Counters.SplitPmd++;
     }
 
     /// <summary>Unmap's PMD pass: huge PMDs wholly inside [start, end) are zapped, partly covered ones split.</summary>
@@ -191,14 +193,11 @@ public sealed partial class AddressSpace
 
     void ReleaseHugeFrame(ulong head)
     {
-        ref FrameInfo info = ref memory.FrameTable[head];
+        ref var info = ref memory.Page(head);
         info.MapCount--;
         ResidentPages -= ThpSettings.PtesPerPmd;
         if (--info.RefCount == 0)
-        {
-            memory.UnchargeMemcg(ThpSettings.PtesPerPmd);
             memory.FreeBlock(head, HugeOrder);
-        }
     }
 
     /// <summary>mprotect's PMD pass: huge PMDs wholly inside get the new rights in place, partly covered ones split.</summary>

@@ -1,5 +1,6 @@
 using System.Text;
 using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm.Physical;
 
 namespace PageLab.Kernel.Mm;
 
@@ -20,6 +21,8 @@ public enum FaultOutcome : byte
     CopiedOnWrite,
     /// <summary>Write to an exclusively owned read-only page: made writable in place.</summary>
     WriteReused,
+    /// <summary>The PTE held a swap entry: the page was read back from swap into a new frame.</summary>
+    SwappedIn,
     /// <summary>No VMA covers the address: SIGSEGV with SEGV_MAPERR.</summary>
     SegvMapError,
     /// <summary>A VMA covers the address but forbids the access: SIGSEGV with SEGV_ACCERR.</summary>
@@ -34,7 +37,7 @@ public enum FaultOutcome : byte
 public static class FaultOutcomeExtensions
 {
     /// <summary>True when the faulting access can be retried.</summary>
-    public static bool IsResolved(this FaultOutcome outcome) => outcome <= FaultOutcome.WriteReused;
+    public static bool IsResolved(this FaultOutcome outcome) => outcome <= FaultOutcome.SwappedIn;
 }
 
 /// <summary>
@@ -79,6 +82,20 @@ public sealed partial class AddressSpace
     {
         this.memory = memory;
         Tables = new PageTables(memory);
+        OwnerId = memory.Frames.Owners.Register(this);
+        memory.Register(this);
+    }
+
+    /// <summary>
+    /// Tears the address space down (exit_mmap): every mapping is removed, frames and swap slots are
+    /// released, the page tables are freed, and the reverse maps forget it.
+    /// </summary>
+    public void Destroy()
+    {
+        Unmap(0, TaskSize);
+        Tables.FreeAll();
+        memory.Unregister(this);
+        memory.Frames.Owners.Unregister(OwnerId);
     }
 
     public PageTables Tables { get; }
@@ -95,6 +112,15 @@ public sealed partial class AddressSpace
 
     /// <summary>Initial stack pointer's page region start, for naming [stack] in /proc/self/maps.</summary>
     public ulong StartStack { get; set; }
+
+    /// <summary>
+    /// Who pays for memory work done on this process's behalf (direct reclaim and compaction in its
+    /// faults, memcg reclaim, swap-in): its virtual clock; null leaves the work uncharged.
+    /// </summary>
+    public ICostSink? CostSink { get; set; }
+
+    /// <summary>Called after every page fault the handler services, with what it did (statistics, virtual time).</summary>
+    public Action<FaultOutcome>? FaultHandled { get; set; }
 
     /// <summary>Frames mapped by user PTEs (resident set), zero page excluded.</summary>
     public long ResidentPages { get; private set; }
@@ -242,6 +268,11 @@ public sealed partial class AddressSpace
             if (pte.Raw == 0)
                 return;
             Tables.Write(pteAddress, default);
+            if (!MapsFrame(pte))
+            {
+                ReleaseSwapEntry(new SwapPte(pte.Raw));
+                return;
+            }
             if (pte.IsPresent)
                 flush.Add(linear);
             ReleaseMappedFrame(pte.FrameNumber);
@@ -253,7 +284,7 @@ public sealed partial class AddressSpace
     {
         if (frameNumber == memory.ZeroFrame)
             return;
-        memory.FrameTable[frameNumber].MapCount--;
+        memory.Page(frameNumber).MapCount--;
         ResidentPages--;
         memory.Release(frameNumber);
     }
@@ -324,6 +355,13 @@ public sealed partial class AddressSpace
     /// </summary>
     public FaultOutcome HandleFault(ulong address, AccessKind access, bool present)
     {
+        var outcome = ServiceFault(address, access, present);
+        FaultHandled?.Invoke(outcome);
+        return outcome;
+    }
+
+    FaultOutcome ServiceFault(ulong address, AccessKind access, bool present)
+    {
         if (address >= TaskSize)
             return FaultOutcome.SegvMapError;
         int index = FindIndex(address);
@@ -344,6 +382,8 @@ public sealed partial class AddressSpace
         if (!Tables.TryGetPteAddress(page, allocate: true, out ulong pteAddress))
             return FaultOutcome.OutOfMemory;
         var pte = Tables.Read(pteAddress);
+        if (SwapPte.IsSwapEntry(pte.Raw))
+            return FaultSwapIn(vma, page, pteAddress, new SwapPte(pte.Raw), access);
         if (!pte.IsPresent)
             return FaultMissingPage(vma, page, pteAddress, access);
         if (access == AccessKind.Write && !pte.IsWritable)
@@ -363,7 +403,7 @@ public sealed partial class AddressSpace
                 Tables.Write(pteAddress, LeafEntry(memory.ZeroFrame, vma, writable: false));
                 return FaultOutcome.ZeroPageMapped;
             }
-            if (!memory.TryAllocateZeroed(FrameUse.Anonymous, out frame))
+            if (!memory.TryAllocateZeroed(FrameUse.Anonymous, out frame, CostSink))
                 return FaultOutcome.OutOfMemory;
             outcome = FaultOutcome.AnonymousZeroFilled;
         }
@@ -372,23 +412,25 @@ public sealed partial class AddressSpace
             long offset = vma.FileOffsetOf(page);
             if (offset >= vma.File.Length)
                 return FaultOutcome.BusError;
-            if (!memory.TryGetPageCacheFrame(vma.File, offset >> PagingConstants.PageBits, out ulong cached))
+            if (!memory.PageCache.TryGetFrame(vma.File, offset >> PagingConstants.PageBits, out ulong cached, CostSink))
                 return FaultOutcome.OutOfMemory;
             if (write)
             {
-                if (!memory.TryAllocateCopy(cached, FrameUse.Anonymous, out frame))
+                if (!TryCopyPage(cached, out frame))
                     return FaultOutcome.OutOfMemory;
                 outcome = FaultOutcome.CopiedOnWrite;
             }
             else
             {
                 frame = cached;
-                memory.FrameTable[frame].RefCount++;
+                memory.Page(frame).RefCount++;
                 outcome = FaultOutcome.FilePageMapped;
             }
         }
-        memory.FrameTable[frame].MapCount++;
+        memory.Page(frame).MapCount++;
         ResidentPages++;
+        if (outcome != FaultOutcome.FilePageMapped)
+            AdoptAnonymous(frame, page);
         Tables.Write(pteAddress, LeafEntry(frame, vma, write));
         return outcome;
     }
@@ -398,7 +440,7 @@ public sealed partial class AddressSpace
         ulong old = pte.FrameNumber;
         if (old != memory.ZeroFrame)
         {
-            ref FrameInfo info = ref memory.FrameTable[old];
+            ref var info = ref memory.Page(old);
             if (info.Use == FrameUse.Anonymous && info.RefCount == 1 && info.MapCount == 1)
             {
                 // wp_page_reuse: adding permission needs no flush; a stale read-only entry just faults again.
@@ -408,18 +450,32 @@ public sealed partial class AddressSpace
         }
         ulong frame;
         bool allocated = old == memory.ZeroFrame
-            ? memory.TryAllocateZeroed(FrameUse.Anonymous, out frame)
-            : memory.TryAllocateCopy(old, FrameUse.Anonymous, out frame);
+            ? memory.TryAllocateZeroed(FrameUse.Anonymous, out frame, CostSink)
+            : TryCopyPage(old, out frame);
         if (!allocated)
             return FaultOutcome.OutOfMemory;
         // wp_page_copy: ptep_clear_flush, then install the private copy.
         Tables.Write(pteAddress, default);
         memory.Guest.InvalidatePage(page);
-        memory.FrameTable[frame].MapCount++;
+        memory.Page(frame).MapCount++;
         ResidentPages++;
+        AdoptAnonymous(frame, page);
         Tables.Write(pteAddress, LeafEntry(frame, vma, writable: true));
         ReleaseMappedFrame(old);
         return FaultOutcome.CopiedOnWrite;
+    }
+
+    /// <summary>
+    /// Allocates a private anonymous copy of <paramref name="source"/>, holding a reference on the
+    /// source meanwhile (get_page): reclaim and compaction refuse a page with references beyond its
+    /// mappings, so the source can neither move nor go while the allocation reclaims or compacts.
+    /// </summary>
+    bool TryCopyPage(ulong source, out ulong frame)
+    {
+        memory.Page(source).RefCount++;
+        bool allocated = memory.TryAllocateCopy(source, FrameUse.Anonymous, out frame, CostSink);
+        memory.Release(source);
+        return allocated;
     }
 
     /// <summary>Linux's expand_downwards: grow vmas[index] (a GrowsDown VMA) down to the page of <paramref name="address"/>.</summary>

@@ -1,71 +1,85 @@
 using PageLab.Emulator.Memory;
 using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm.Physical;
 
 namespace PageLab.Kernel.Mm;
 
 /// <summary>
-/// The machine-wide memory state of the kernel model: physical memory, the frame allocator,
-/// per-frame metadata, the shared zero page and the page cache. Address spaces draw from it.
+/// The machine-wide memory state of the kernel model: physical memory, the buddy allocator (whose
+/// page descriptors are the only per-frame metadata), the memory cgroup of the guest's processes,
+/// the shared zero page and the page cache. Address spaces draw from it.
 /// </summary>
 public sealed class KernelMemory
 {
-    readonly Dictionary<(IMappableFile File, long PageIndex), ulong> pageCache = [];
+    readonly List<AddressSpace> addressSpaces = [];
 
     /// <param name="physical">Emulated physical memory.</param>
-    /// <param name="frames">Frame allocator (the simple one now, the buddy model later).</param>
+    /// <param name="frames">The buddy allocator over <paramref name="physical"/>.</param>
     /// <param name="guest">The MMU side: user copies and invalidation.</param>
-    public KernelMemory(PhysicalMemory physical, IFrameAllocator frames, IGuestMemory guest)
+    public KernelMemory(PhysicalMemory physical, BuddyAllocator frames, IGuestMemory guest)
     {
         Physical = physical;
         Frames = frames;
         Guest = guest;
-        FrameTable = new FrameTable(physical.Size >> PagingConstants.PageBits);
         if (!TryAllocateZeroed(FrameUse.Kernel, out ulong zero))
             throw new InvalidOperationException("no frame for the zero page: physical memory is exhausted before the first process");
         ZeroFrame = zero;
+        PageCache = new PageCache(this);
     }
 
     public PhysicalMemory Physical { get; }
-    public IFrameAllocator Frames { get; }
+    public BuddyAllocator Frames { get; }
     public IGuestMemory Guest { get; }
-    public FrameTable FrameTable { get; }
 
     /// <summary>The shared zero page (Linux's ZERO_PAGE): mapped read-only on read faults of anonymous memory, never refcounted.</summary>
     public ulong ZeroFrame { get; }
 
-    /// <summary>Frames holding page-cache copies of file pages.</summary>
-    public int PageCachePages => pageCache.Count;
+    /// <summary>Cached file pages.</summary>
+    public PageCache PageCache { get; }
 
-    /// <summary>Allocates one frame, zeroes it and takes the first reference.</summary>
-    public bool TryAllocateZeroed(FrameUse use, out ulong frameNumber)
+    /// <summary>Live address spaces, which the page cache's reverse map walks.</summary>
+    public IReadOnlyList<AddressSpace> AddressSpaces => addressSpaces;
+
+    internal void Register(AddressSpace space) => addressSpaces.Add(space);
+
+    internal void Unregister(AddressSpace space) => addressSpaces.Remove(space);
+
+    /// <summary>The memory cgroup charged for user pages (anonymous, page cache, THPs); null means no limit.</summary>
+    public MemoryCgroup? Memcg { get; set; }
+
+    /// <summary>The descriptor of a frame (Linux's struct page): reference and map counts, flags, use, order.</summary>
+    public ref PageDescriptor Page(ulong frameNumber) => ref Frames[frameNumber];
+
+    /// <summary>
+    /// Allocates one frame, zeroes it and takes the first reference. Direct reclaim and compaction, and
+    /// the memcg's reclaim for user pages, are charged to <paramref name="cost"/>.
+    /// </summary>
+    public bool TryAllocateZeroed(FrameUse use, out ulong frameNumber, ICostSink? cost = null)
     {
-        if (!TryAllocateCharged(use, out frameNumber))
+        if (!TryAllocateCharged(use, cost, out frameNumber))
             return false;
-        FrameSpan(frameNumber).Clear();
-        Guest.FrameWritten(frameNumber);
-        FrameTable[frameNumber] = new FrameInfo { RefCount = 1, Use = use };
+        ZeroFrame4K(frameNumber);
         return true;
     }
 
     /// <summary>Allocates one frame holding a copy of <paramref name="sourceFrame"/> and takes the first reference.</summary>
-    public bool TryAllocateCopy(ulong sourceFrame, FrameUse use, out ulong frameNumber)
+    public bool TryAllocateCopy(ulong sourceFrame, FrameUse use, out ulong frameNumber, ICostSink? cost = null)
     {
-        if (!TryAllocateCharged(use, out frameNumber))
+        if (!TryAllocateCharged(use, cost, out frameNumber))
             return false;
-        FrameSpan(sourceFrame).CopyTo(FrameSpan(frameNumber));
-        Guest.FrameWritten(frameNumber);
-        FrameTable[frameNumber] = new FrameInfo { RefCount = 1, Use = use };
+        CopyFrame(sourceFrame, frameNumber);
         return true;
     }
 
-    /// <summary>User memory (anonymous and page cache) is charged to the memcg, one page per frame.</summary>
+    /// <summary>User memory (anonymous and page cache) is charged to the memcg.</summary>
     static bool IsCharged(FrameUse use) => use is FrameUse.Anonymous or FrameUse.PageCache;
 
-    bool TryAllocateCharged(FrameUse use, out ulong frameNumber)
+    /// <summary>Allocates one frame (contents undefined) and charges it to the memcg if it holds user memory.</summary>
+    internal bool TryAllocateCharged(FrameUse use, ICostSink? cost, out ulong frameNumber)
     {
-        if (!Frames.TryAllocate(0, use, AllocationEffort.DirectReclaimAndCompaction, out frameNumber))
+        if (!Frames.TryAllocate(0, use, AllocationEffort.DirectReclaimAndCompaction, preferredNode: 0, cost, out frameNumber))
             return false;
-        if (IsCharged(use) && !TryChargeMemcg(1))
+        if (IsCharged(use) && !TryCharge(frameNumber, 0, AllocationEffort.DirectReclaimAndCompaction, cost))
         {
             Frames.Free(frameNumber, 0);
             return false;
@@ -73,34 +87,34 @@ public sealed class KernelMemory
         return true;
     }
 
-    /// <summary>The memory cgroup charged for user pages; null means no limit.</summary>
-    public IMemoryCgroup? Memcg { get; set; }
+    /// <summary>Machine-wide transparent-huge-page state: sysfs knobs, vmstat counters, the collapse engine, khugepaged.</summary>
+    public Thp.TransparentHugePages Thp { get; } = new();
 
-    /// <summary>NUMA node of a frame (one node until the buddy model's topology is attached).</summary>
-    public int NodeOf(ulong frameNumber) => 0;
+    /// <summary>
+    /// Charges an allocated block to <see cref="Memcg"/> (reclaiming inside the group when over its
+    /// limit, when <paramref name="effort"/> allows, at <paramref name="cost"/>); false when the group cannot
+    /// make room. Freeing uncharges.
+    /// </summary>
+    public bool TryCharge(ulong frameNumber, int order, AllocationEffort effort, ICostSink? cost) =>
+        Memcg is null || Frames.TryCharge(Memcg, frameNumber, order, cost, effort);
+
+    /// <summary>NUMA node of a frame.</summary>
+    public int NodeOf(ulong frameNumber) => Frames[frameNumber].Node;
 
     /// <summary>
     /// Allocates a block of 2^order frames for user memory (a THP) at the given effort. <paramref name="stallNanoseconds"/>
-    /// is the modeled time spent in direct reclaim/compaction to get it.
+    /// is the modeled time spent in direct reclaim/compaction to get it. The block is not charged yet.
     /// </summary>
     public bool TryAllocateBlock(int order, int node, AllocationEffort effort, out ulong frameNumber, out ulong stallNanoseconds)
     {
-        var stall = new Physical.CostLedger();
+        var stall = new CostLedger();
         bool allocated = Frames.TryAllocate(order, FrameUse.Anonymous, effort, node, stall, out frameNumber);
         stallNanoseconds = stall.TotalNs;
         return allocated;
     }
 
-    /// <summary>Returns a block from <see cref="TryAllocateBlock"/> (nothing references it any more).</summary>
-    public void FreeBlock(ulong frameNumber, int order)
-    {
-        for (ulong i = 0; i < 1UL << order; i++) FrameTable[frameNumber + i] = default;
-        Frames.Free(frameNumber, order);
-    }
-
-    public bool TryChargeMemcg(long pages) => Memcg?.TryCharge(pages) ?? true;
-
-    public void UnchargeMemcg(long pages) => Memcg?.Uncharge(pages);
+    /// <summary>Returns a block from <see cref="TryAllocateBlock"/> (nothing references it any more); its charge goes with it.</summary>
+    public void FreeBlock(ulong frameNumber, int order) => Frames.Free(frameNumber, order);
 
     /// <summary>Copies one 4 KiB frame into another (collapse, COW, migration).</summary>
     public void CopyFrame(ulong source, ulong destination)
@@ -120,31 +134,10 @@ public sealed class KernelMemory
     public Span<byte> FrameSpan(ulong frameNumber) =>
         Physical.Span(frameNumber << PagingConstants.PageBits, (int)PagingConstants.PageSize);
 
-    /// <summary>Drops a reference; the frame returns to the allocator when the last one goes.</summary>
+    /// <summary>Drops a reference; the frame returns to the allocator (and is uncharged) when the last one goes.</summary>
     public void Release(ulong frameNumber)
     {
-        ref FrameInfo info = ref FrameTable[frameNumber];
-        if (--info.RefCount == 0)
-        {
-            if (IsCharged(info.Use))
-                UnchargeMemcg(1);
-            info = default;
+        if (--Frames[frameNumber].RefCount == 0)
             Frames.Free(frameNumber, 0);
-        }
-    }
-
-    /// <summary>
-    /// The page-cache frame holding page <paramref name="pageIndex"/> of <paramref name="file"/>, read
-    /// from the file on first use (bytes past the end of file are zero). The cache keeps one reference.
-    /// </summary>
-    public bool TryGetPageCacheFrame(IMappableFile file, long pageIndex, out ulong frameNumber)
-    {
-        if (pageCache.TryGetValue((file, pageIndex), out frameNumber))
-            return true;
-        if (!TryAllocateZeroed(FrameUse.PageCache, out frameNumber))
-            return false;
-        file.ReadAt(pageIndex << PagingConstants.PageBits, FrameSpan(frameNumber));
-        pageCache.Add((file, pageIndex), frameNumber);
-        return true;
     }
 }

@@ -14,6 +14,8 @@ public static class MadviseAdvice
     public const int DontNeed = 4;
     public const int HugePage = 14;
     public const int NoHugePage = 15;
+    public const int Cold = 20;
+    public const int PageOut = 21;
     public const int Collapse = 25;
     /// <summary>The proposal: a collapse that never reclaims or compacts and stops at the first allocation or charge failure.</summary>
     public const int TryCollapse = 26;
@@ -87,7 +89,7 @@ public static class Madvise
                 return MadviseResult.Success(0);
             case MadviseAdvice.HugePage:
                 mm.UpdateVmaFlags(start, end, flags => (flags | VmaFlags.HugePage) & ~VmaFlags.NoHugePage);
-                mm.Thp?.Khugepaged.Register(mm); // khugepaged_enter_vma
+                mm.Thp.Khugepaged.Register(mm); // khugepaged_enter_vma
                 return MadviseResult.Success(0);
             case MadviseAdvice.NoHugePage:
                 mm.UpdateVmaFlags(start, end, flags => (flags | VmaFlags.NoHugePage) & ~VmaFlags.HugePage);
@@ -118,7 +120,7 @@ public static class Madvise
         if (last < first)
             return new(Errno.EINVAL, 0);
 
-        var engine = mm.Thp!.Engine;
+        var engine = mm.Thp.Engine;
         ulong nanoseconds = 0;
         ulong regions = (last - first) >> PagingConstants.LargePageBits, huge = 0;
         var lastFailure = CollapseResult.VmaCheck;
@@ -142,7 +144,7 @@ public static class Madvise
     /// <summary>thp_vma_allowable_order for a forced collapse: independent of sysfs `enabled`.</summary>
     static bool CollapseEligible(AddressSpace mm, Vma vma)
     {
-        if (mm.Thp is null || mm.ThpDisabled || (vma.Flags & VmaFlags.NoHugePage) != 0 || !vma.IsAnonymous)
+        if (mm.ThpDisabled || (vma.Flags & VmaFlags.NoHugePage) != 0 || !vma.IsAnonymous)
             return false;
         ulong firstRegion = (vma.Start + PagingConstants.LargePageMask) & ~PagingConstants.LargePageMask;
         return firstRegion >= vma.Start && firstRegion <= vma.End && vma.End - firstRegion >= PagingConstants.LargePageSize;

@@ -271,6 +271,19 @@ public sealed class SdmRuleTests
     }
 
     [Fact]
+    public void ProtectionKeyFlag_IsReportedAlongsideOtherViolations()
+    {
+        // SDM 4.7: PK = 1 whenever the key forbids a data access to a user-mode address, even if SMAP or R/W forbid it too.
+        using var m = new MachineFixture(flags: ControlFlags.LinuxDefault | ControlFlags.ProtectionKeys);
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, UserReadOnly | (2UL << PageTableEntry.ProtectionKeyShift));
+        m.Mmu.Pkru = 0b11 << 4; // key 2: access-disable and write-disable
+        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.Write | PageFaultErrorCode.User | PageFaultErrorCode.ProtectionKey,
+            m.Fault(Va, AccessKind.Write).ErrorCode);
+        m.Mmu.UserMode = false; // SMAP forbids this read as well
+        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.ProtectionKey, m.Fault(Va, AccessKind.Read).ErrorCode);
+    }
+
+    [Fact]
     public void AccessedAndDirtyBits_SetOnSuccess_LeftAloneOnFault()
     {
         using var m = new MachineFixture();
@@ -306,6 +319,21 @@ public sealed class SdmRuleTests
         // Tiny's L1d holds 4K/2M only: the 1G page was cached there as the 2M piece containing the access.
         Assert.Equal(1, m.Mmu.Counters.Levels[1].FillsBySize[(int)PageSize.Size2M]);
         Assert.Equal(1, m.Mmu.Counters.Levels[2].FillsBySize[(int)PageSize.Size1G]);
+    }
+
+    [Fact]
+    public void Invlpg_DropsEveryFracturedPieceOfALargePage()
+    {
+        // SDM 4.10.2.3: a large page may be cached as several smaller-page entries; INVLPG of any address in the page
+        // must drop all of them, as it would drop the single entry for the page.
+        using var m = new MachineFixture(TlbConfig.Tiny); // Tiny's L1d holds a 1G page as 2M pieces
+        const ulong gig = 0x0000_0040_0000_0000;
+        ulong pdpte = m.Tables.Map(gig, 0, PageSize.Size1G, User);
+        Assert.Equal(0x0020_0000UL, m.Translate(gig + 0x0020_0000));
+        m.Tables.Write(pdpte, new PageTableEntry(0x4000_0000 | User | PageTableEntry.PageSizeBit));
+
+        m.Mmu.Invlpg(gig + 0x0060_0000); // another 2M piece of the same 1G page
+        Assert.Equal(0x4020_0000UL, m.Translate(gig + 0x0020_0000));
     }
 
     [Fact]

@@ -22,8 +22,8 @@ public class AddressSpaceTests
         Assert.True(pte.IsPresent && pte.IsWritable && pte.IsUser && pte.IsExecuteDisable);
         Assert.Equal(PageLab.Emulator.Memory.PhysicalAccessStatus.Ok, m.Physical.TryRead64(pte.Address + 8, out ulong data));
         Assert.Equal(0x1122334455667788UL, data);
-        Assert.Equal(1, m.Memory.FrameTable[pte.FrameNumber].MapCount);
-        Assert.Equal(FrameUse.Anonymous, m.Memory.FrameTable[pte.FrameNumber].Use);
+        Assert.Equal(1, m.Memory.Page(pte.FrameNumber).MapCount);
+        Assert.Equal(FrameUse.Anonymous, m.Memory.Page(pte.FrameNumber).Use);
         Assert.Equal(4, m.Space.Tables.TableFrames);
     }
 
@@ -62,13 +62,13 @@ public class AddressSpaceTests
         Assert.Equal(0xabUL << 24, m.GuestRead64(Base + 0x10_0000));
         ulong cached = m.Space.Tables.ReadPte(Base + Page).FrameNumber;
         Assert.Equal(cached, m.Space.Tables.ReadPte(Base + 0x10_0000).FrameNumber);
-        Assert.Equal(2, m.Memory.FrameTable[cached].MapCount);
+        Assert.Equal(2, m.Memory.Page(cached).MapCount);
 
         Assert.True(m.GuestWrite64(Base + Page, 1));
         Assert.NotEqual(cached, m.Space.Tables.ReadPte(Base + Page).FrameNumber);
         Assert.Equal(1UL, m.GuestRead64(Base + Page));
         Assert.Equal(0xabUL << 24, m.GuestRead64(Base + 0x10_0000));
-        Assert.Equal(1, m.Memory.FrameTable[cached].MapCount);
+        Assert.Equal(1, m.Memory.Page(cached).MapCount);
     }
 
     [Fact]

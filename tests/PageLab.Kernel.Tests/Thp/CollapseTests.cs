@@ -1,5 +1,6 @@
 using PageLab.Emulator.Paging;
 using PageLab.Kernel.Mm;
+using PageLab.Kernel.Mm.Physical;
 using PageLab.Kernel.Mm.Thp;
 using PageLab.Kernel.Syscalls;
 
@@ -27,7 +28,7 @@ public class CollapseTests
     static TestMachine NewMachine(ulong memory = 64UL << 20)
     {
         var m = new TestMachine(memory);
-        m.Space.Thp = new TransparentHugePages();
+        
         return m;
     }
 
@@ -74,7 +75,7 @@ public class CollapseTests
         }
         AssertFilled(m, Base, Base + 2 * Huge);
         Assert.Equal(resident, m.Space.ResidentPages);
-        Assert.Equal(2, m.Space.Thp!.Counters.CollapseAlloc);
+        Assert.Equal(2, m.Space.Thp.Counters.CollapseAlloc);
         Assert.Equal(2, m.Space.HugeMappings);
         var stats = m.Space.Thp.Engine.Statistics;
         var collapse = Assert.Single(stats.ByPolicy());
@@ -91,7 +92,7 @@ public class CollapseTests
         m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
         Fill(m, Base, Base + Huge, 64 * Page);
         var recorder = new PhaseRecorder();
-        m.Space.Thp!.Engine.Observer = recorder;
+        m.Space.Thp.Engine.Observer = recorder;
 
         Assert.Null(Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
         Assert.Equal(
@@ -113,7 +114,7 @@ public class CollapseTests
             ulong probe = Base + 5 * Page;
             ulong oldFrame = m.Space.Tables.ReadPte(probe).FrameNumber;
             Assert.Equal(probe ^ 0x5a5a_5a5a, m.GuestRead64(probe + 16)); // the 4K translation is now in the TLB
-            m.Space.Thp!.Engine.SkipTlbFlush = skipFlush;
+            m.Space.Thp.Engine.SkipTlbFlush = skipFlush;
 
             Assert.Null(Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
             ulong hugeFrame = m.Space.Tables.Walk(Base)[^1].Entry.FrameNumber;
@@ -122,7 +123,7 @@ public class CollapseTests
             if (skipFlush)
             {
                 Assert.Equal(oldFrame, used);
-                Assert.Equal(0, m.Memory.FrameTable[oldFrame].RefCount); // freed: a use-after-free through the TLB
+                Assert.Equal(0, m.Memory.Page(oldFrame).RefCount); // freed: a use-after-free through the TLB
             }
             else
             {
@@ -137,7 +138,7 @@ public class CollapseTests
         using var m = NewMachine();
         m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
         Assert.Equal(Errno.EINVAL, Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
-        Assert.Equal(CollapseResult.PmdNone, m.Space.Thp!.Engine.Last.Result);
+        Assert.Equal(CollapseResult.PmdNone, m.Space.Thp.Engine.Last.Result);
     }
 
     [Fact]
@@ -147,7 +148,7 @@ public class CollapseTests
         m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
         Fill(m, Base, Base + Huge, 128 * Page);
         Assert.Null(Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
-        long collapses = m.Space.Thp!.Counters.CollapseAlloc;
+        long collapses = m.Space.Thp.Counters.CollapseAlloc;
         Assert.Null(Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
         Assert.Equal(CollapseResult.PmdMapped, m.Space.Thp.Engine.Last.Result);
         Assert.Equal(collapses, m.Space.Thp.Counters.CollapseAlloc);
@@ -203,7 +204,7 @@ public class CollapseTests
         using var m = NewMachine();
         m.Space.Map(Base, Base + 2 * Huge, ReadWrite, VmaFlags.None, null, 0);
         Fill(m, Base, Base + 2 * Huge, 64 * Page);
-        m.Memory.FrameTable[m.Space.Tables.ReadPte(Base + 64 * Page).FrameNumber].PinCount = 1;
+        m.Memory.Page(m.Space.Tables.ReadPte(Base + 64 * Page).FrameNumber).Flags |= PageFlags.Pinned;
 
         Assert.Equal(Errno.EAGAIN, Advise(m, Base, 2 * Huge, MadviseAdvice.Collapse).Error);
         Assert.False(m.Space.Tables.Walk(Base)[^2].Entry.IsLargePage);
@@ -221,15 +222,15 @@ public class CollapseTests
         ulong freeBefore = m.Allocator.FreeFrames;
         var recorder = new PhaseRecorder
         {
-            OnEach = s => { if (s.Phase == CollapsePhase.AllocateAndCharge) m.Memory.FrameTable[victim].Locked = true; },
+            OnEach = s => { if (s.Phase == CollapsePhase.AllocateAndCharge) m.Memory.Page(victim).Flags |= PageFlags.Locked; },
         };
-        m.Space.Thp!.Engine.Observer = recorder;
+        m.Space.Thp.Engine.Observer = recorder;
 
         Assert.Equal(Errno.EAGAIN, Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
         Assert.Equal(CollapsePhase.RolledBack, recorder.Phases[^1]);
         Assert.Contains(CollapsePhase.ClearPmdAndFlush, recorder.Phases);
         Assert.Equal(freeBefore, m.Allocator.FreeFrames);
-        m.Memory.FrameTable[victim].Locked = false;
+        m.Memory.Page(victim).Flags &= ~PageFlags.Locked;
         AssertFilled(m, Base, Base + Huge, 8 * Page);
     }
 
@@ -242,7 +243,7 @@ public class CollapseTests
         while (m.Allocator.TryAllocate(9, FrameUse.Kernel, AllocationEffort.FreeListsOnly, out _)) { }
 
         Assert.Equal(Errno.ENOMEM, Advise(m, Base, Huge, MadviseAdvice.TryCollapse).Error);
-        Assert.Equal(CollapseResult.AllocationFailed, m.Space.Thp!.Engine.Last.Result);
+        Assert.Equal(CollapseResult.AllocationFailed, m.Space.Thp.Engine.Last.Result);
         Assert.Equal(AllocationEffort.FreeListsOnly, m.Space.Thp.Engine.Last.Policy.Effort);
         Assert.Equal(1, m.Space.Thp.Counters.CollapseAllocFailed);
         AssertFilled(m, Base, Base + Huge);
@@ -274,7 +275,7 @@ public class CollapseTests
         Assert.Null(Advise(m, Base + Huge, Huge, MadviseAdvice.HugePage).Error);
         Assert.True(m.GuestWrite64(Base + Huge + 8, 2));               // VM_HUGEPAGE: a THP at fault time
         Assert.Equal(1, m.Space.HugeMappings);
-        Assert.Equal(1, m.Space.Thp!.Counters.FaultAlloc);
+        Assert.Equal(1, m.Space.Thp.Counters.FaultAlloc);
         Assert.Equal(2UL, m.GuestRead64(Base + Huge + 8));
         Assert.Equal(0UL, m.GuestRead64(Base + Huge + 4096 * 100));
         Assert.Equal(2, m.Space.Vmas.Count); // MADV_HUGEPAGE split the VMA
@@ -284,7 +285,7 @@ public class CollapseTests
     public void MunmapOfHalfAHugePage_SplitsThePmd_AndKeepsTheOtherHalf()
     {
         using var m = NewMachine();
-        m.Space.Thp!.Settings.Enabled = ThpEnabled.Always;
+        m.Space.Thp.Settings.Enabled = ThpEnabled.Always;
         m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
         Fill(m, Base, Base + Huge, 16 * Page);
         Assert.Equal(1, m.Space.HugeMappings);
@@ -297,13 +298,18 @@ public class CollapseTests
         Assert.Equal(freeBefore + 256, m.Allocator.FreeFrames);
         AssertFilled(m, Base, Base + Huge / 2, 16 * Page);
         Assert.Null(m.GuestRead64(Base + Huge / 2));
+
+        // The split block's frames are order-0 pages now: the rest go back one by one and merge.
+        m.Space.Unmap(Base, Base + Huge / 2);
+        Assert.Equal(freeBefore + 512, m.Allocator.FreeFrames);
+        Assert.Equal(0, m.Space.ResidentPages);
     }
 
     [Fact]
     public void DontNeedOnAHugeRegion_FreesItAllAndRefaultsZero()
     {
         using var m = NewMachine();
-        m.Space.Thp!.Settings.Enabled = ThpEnabled.Always;
+        m.Space.Thp.Settings.Enabled = ThpEnabled.Always;
         m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
         Fill(m, Base, Base + Huge, 16 * Page);
         ulong freeBefore = m.Allocator.FreeFrames;
@@ -324,10 +330,9 @@ public class KhugepagedTests
     public void Khugepaged_CollapsesAfterScanSleep_WithinItsLimits_OnItsOwnTime()
     {
         using var m = new TestMachine();
-        var thp = new TransparentHugePages();
+        var thp = m.Memory.Thp;
         thp.Settings.ScanSleepMilliseconds = 100;
         thp.Settings.MaxPtesNone = 256;
-        m.Space.Thp = thp;
         thp.Khugepaged.RunUntil(0); // boot: the thread starts sleeping
         m.Space.Map(Base, Base + 3 * Huge, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
         for (ulong a = Base; a < Base + Huge; a += Page) Assert.True(m.GuestWrite64(a, a));            // region 0: full
@@ -351,9 +356,8 @@ public class KhugepagedTests
     public void Khugepaged_IgnoresVmasWithoutMadvHugepage_UnderEnabledMadvise()
     {
         using var m = new TestMachine();
-        var thp = new TransparentHugePages();
+        var thp = m.Memory.Thp;
         thp.Settings.ScanSleepMilliseconds = 1;
-        m.Space.Thp = thp;
         thp.Khugepaged.RunUntil(0);
         m.Space.Map(Base, Base + Huge, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
         for (ulong a = Base; a < Base + Huge; a += Page) Assert.True(m.GuestWrite64(a, a));
@@ -376,7 +380,7 @@ public class CollapseHostBehaviourTests
     static TestMachine NewMachine()
     {
         var m = new TestMachine();
-        m.Space.Thp = new TransparentHugePages();
+        
         return m;
     }
 
@@ -414,7 +418,7 @@ public class SmapsTests
     public void Smaps_ReportsAnonHugePagesAfterCollapse_AndThpEligibleStaysZeroUnderMadvise()
     {
         using var m = new TestMachine();
-        m.Space.Thp = new TransparentHugePages();
+        
         const ulong Base = 0x4000_0000;
         m.Space.Map(Base, Base + PagingConstants.LargePageSize, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
         for (ulong a = Base; a < Base + PagingConstants.LargePageSize; a += PagingConstants.PageSize) Assert.True(m.GuestWrite64(a, 1));

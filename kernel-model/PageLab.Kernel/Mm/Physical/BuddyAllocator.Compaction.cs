@@ -4,8 +4,19 @@ namespace PageLab.Kernel.Mm.Physical;
 
 public sealed partial class BuddyAllocator
 {
-    /// <summary>Free frames the compaction free scanner has isolated and not used yet; reused across runs.</summary>
-    readonly Stack<ulong> isolatedFree = new();
+    /// <summary>
+    /// Free blocks the compaction free scanner has isolated and not used yet (head marked
+    /// <see cref="PageState.Isolated"/>); split only as targets are needed, so that giving back the
+    /// unused rest is one merge per block, not one per frame. Reused across runs.
+    /// </summary>
+    readonly Stack<(ulong Frame, int Order)> isolatedFree = new();
+
+    /// <summary>Where the free scanner stands: the pageblock it is in and the next frame to examine there (its end when done).</summary>
+    struct FreeScanner
+    {
+        public ulong Pageblock;
+        public ulong Next;
+    }
 
     /// <summary>
     /// Direct compaction of one node until it holds a free block of <paramref name="order"/> (compact_zone).
@@ -25,9 +36,11 @@ public sealed partial class BuddyAllocator
         var node = nodes[nodeId];
         Counters.CompactStall++;
         ulong migrateScanned = 0, freeScanned = 0, migrated = 0;
-        ulong freeCursor = node.EndFrame & ~(PageblockFrames - 1);
+        ulong top = node.EndFrame & ~(PageblockFrames - 1);
+        // Starts as if the pageblock above the node's end had been scanned to its end.
+        var freeScanner = new FreeScanner { Pageblock = top, Next = top + PageblockFrames };
         bool success = HasFreeBlock(node, order);
-        for (ulong block = AlignUp(node.StartFrame); !success && block + PageblockFrames <= freeCursor; block += PageblockFrames)
+        for (ulong block = AlignUp(node.StartFrame); !success && block + PageblockFrames <= freeScanner.Pageblock; block += PageblockFrames)
         {
             if (PageblockType(block) != MigrateType.Movable || !CanEmptyPageblock(block, ref migrateScanned))
                 continue;
@@ -37,7 +50,7 @@ public sealed partial class BuddyAllocator
                 ulong size = page.State == PageState.FreeHead ? 1UL << page.Order : 1;
                 if (page.State == PageState.Head)
                 {
-                    if (!TryTakeMigrationTarget(node, block + PageblockFrames, order, ref freeCursor, ref freeScanned, out ulong target))
+                    if (!TryTakeMigrationTarget(node, block + PageblockFrames, order, ref freeScanner, ref freeScanned, out ulong target))
                         goto scannersMet;
                     if (TryMigrate(frame, target))
                         migrated++;
@@ -47,8 +60,8 @@ public sealed partial class BuddyAllocator
             success = HasFreeBlock(node, order);
         }
     scannersMet:
-        while (isolatedFree.TryPop(out ulong unused))
-            ReleaseBlock(unused, 0);
+        while (isolatedFree.TryPop(out var unused))
+            ReleaseBlock(unused.Frame, unused.Order);
         success = success || HasFreeBlock(node, order);
 
         Counters.CompactMigrateScanned += migrateScanned;
@@ -90,42 +103,55 @@ public sealed partial class BuddyAllocator
     }
 
     /// <summary>
-    /// The free scanner: hands out isolated free frames, isolating more from the next movable pageblock
-    /// down when it runs out; false when it would cross into <paramref name="migrateEnd"/>. Free blocks
-    /// of the order being compacted for are left alone: they are the goal, not raw material.
+    /// The free scanner: hands out an isolated free frame, isolating the next free block when it has
+    /// none left, walking each pageblock up and the pageblocks down from the node's end (movable ones
+    /// only, Linux's suitable_migration_target); false when it would reach <paramref name="migrateEnd"/>.
+    /// Free blocks of the order being compacted for are left alone: they are the goal, not raw material.
     /// </summary>
-    bool TryTakeMigrationTarget(NumaNode node, ulong migrateEnd, int order, ref ulong freeCursor, ref ulong scanned, out ulong target)
+    bool TryTakeMigrationTarget(NumaNode node, ulong migrateEnd, int order, ref FreeScanner scanner, ref ulong scanned, out ulong target)
     {
-        while (!isolatedFree.TryPop(out target))
+        (ulong Frame, int Order) block;
+        while (!isolatedFree.TryPop(out block))
         {
-            if (freeCursor < migrateEnd + PageblockFrames)
-                return false;
-            freeCursor -= PageblockFrames;
-            if (PageblockType(freeCursor) != MigrateType.Movable)
-                continue;
-            for (ulong frame = freeCursor; frame < freeCursor + PageblockFrames;)
+            if (scanner.Next == scanner.Pageblock + PageblockFrames)
             {
+                do
+                {
+                    if (scanner.Pageblock < migrateEnd + PageblockFrames)
+                    {
+                        target = 0;
+                        return false;
+                    }
+                    scanner.Pageblock -= PageblockFrames;
+                }
+                while (PageblockType(scanner.Pageblock) != MigrateType.Movable);
+                scanner.Next = scanner.Pageblock;
+            }
+            for (ulong end = scanner.Pageblock + PageblockFrames; scanner.Next < end;)
+            {
+                ulong frame = scanner.Next;
                 ref var page = ref pages[frame];
                 scanned++;
-                if (page.State is not (PageState.FreeHead or PageState.Head))
-                {
-                    frame++;
-                    continue;
-                }
-                int blockOrder = page.Order;
+                int blockOrder = page.State is PageState.FreeHead or PageState.Head ? page.Order : 0;
+                scanner.Next += 1UL << blockOrder;
                 if (page.State == PageState.FreeHead && blockOrder < order)
                 {
                     RemoveFreeBlock(node, frame);
-                    // Pushed high frame first so that targets are handed out in ascending order.
-                    for (ulong piece = frame + (1UL << blockOrder); piece-- > frame;)
-                    {
-                        pages[piece].State = PageState.Isolated;
-                        isolatedFree.Push(piece);
-                    }
+                    page.State = PageState.Isolated;
+                    isolatedFree.Push((frame, blockOrder));
+                    break;
                 }
-                frame += 1UL << blockOrder;
             }
         }
+        // Split off the lowest frame, keeping the upper halves isolated for the next targets.
+        while (block.Order > 0)
+        {
+            block.Order--;
+            ulong upper = block.Frame + (1UL << block.Order);
+            pages[upper].State = PageState.Isolated;
+            isolatedFree.Push((upper, block.Order));
+        }
+        target = block.Frame;
         return true;
     }
 
@@ -139,8 +165,7 @@ public sealed partial class BuddyAllocator
         if (!owner.TryMigrate(moved.OwnerIndex, frame, target))
         {
             MoveDescriptor(target, frame);
-            pages[target].State = PageState.Isolated;
-            isolatedFree.Push(target);
+            isolatedFree.Push((target, 0));
             Counters.PageMigrateFail++;
             return false;
         }

@@ -9,8 +9,9 @@ namespace PageLab.Kernel.Mm.Physical;
 /// unmovable so that unmovable allocations stay grouped, as Linux's page allocator does; per-frame
 /// metadata; direct compaction and direct reclaim (partial files) with modeled costs charged to the
 /// requester; a swap device; memory cgroups.
-/// Free blocks sit on the free list of their first pageblock's migrate type; every allocation and
-/// free is O(<see cref="MaxOrder"/>) except the pageblock-wide steps (claiming, compaction).
+/// Free blocks sit on the free list of their first pageblock's migrate type. Allocation and free do
+/// O(<see cref="MaxOrder"/>) list work plus one descriptor write per frame of the block (as Linux
+/// prepares each struct page of a compound page); claiming a pageblock and compaction walk pageblocks.
 /// </summary>
 public sealed partial class BuddyAllocator : IFrameAllocator
 {
@@ -158,6 +159,29 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         if (page.Memcg != 0)
             Uncharge(cgroups[page.Memcg]!, 1UL << order);
         ReleaseBlock(frameNumber, order);
+    }
+
+    /// <summary>
+    /// split_page: turns an allocated block of order &gt; 0 into 2^order independent order-0 frames, so
+    /// that each can be freed on its own (a THP whose huge PMD was split). Every piece inherits the head's
+    /// reference and map counts, flags, use and owner (its owner index advanced by its position); a memcg
+    /// charge of 2^order pages becomes one page per piece, so the group's usage does not change.
+    /// </summary>
+    public void SplitBlock(ulong frameNumber)
+    {
+        ref var head = ref AllocatedHead(frameNumber);
+        int order = head.Order;
+        if (head.OnLru)
+            RemoveFromLru(frameNumber);
+        var template = head;
+        template.Order = 0;
+        for (ulong i = 0; i < 1UL << order; i++)
+        {
+            ref var piece = ref pages[frameNumber + i];
+            piece = template;
+            piece.OwnerIndex = template.OwnerIndex + i;
+            piece.Next = piece.Prev = NoFrame;
+        }
     }
 
     /// <summary>Records who maps an allocated frame, so compaction and reclaim can call it back.</summary>
@@ -472,12 +496,13 @@ public sealed partial class BuddyAllocator : IFrameAllocator
     }
 
     /// <summary>
-    /// Charges an allocated block to <paramref name="cgroup"/> (try_charge). Over the limit, reclaims
-    /// pages charged to the same group, on any node, with the cost charged to <paramref name="cost"/>;
-    /// gives up, counting a failure, when reclaim makes no progress or after MAX_RECLAIM_RETRIES (16)
-    /// rounds. A caller such as a collapse turns the failure into EBUSY.
+    /// Charges an allocated block to <paramref name="cgroup"/> (try_charge_memcg). Over the limit, and
+    /// if <paramref name="effort"/> allows direct reclaim (user pages' GFP_HIGHUSER_MOVABLE does, so it is the default), reclaims pages charged to the same group, on
+    /// any node, with the cost charged to <paramref name="cost"/>; gives up, counting a failure, at once
+    /// when it may not reclaim (Linux's !gfpflags_allow_blocking), when reclaim makes no progress, or
+    /// after MAX_RECLAIM_RETRIES (16) rounds. A caller such as a collapse turns the failure into EBUSY.
     /// </summary>
-    public bool TryCharge(MemoryCgroup cgroup, ulong frameNumber, int order, ICostSink? cost)
+    public bool TryCharge(MemoryCgroup cgroup, ulong frameNumber, int order, ICostSink? cost, AllocationEffort effort = AllocationEffort.DirectReclaimAndCompaction)
     {
         const int MaxReclaimRetries = 16;
         ArgumentNullException.ThrowIfNull(cgroup);
@@ -488,7 +513,7 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         for (int attempt = 0; cgroup.UsagePages + need > cgroup.LimitPages; attempt++)
         {
             ulong over = cgroup.UsagePages + need - cgroup.LimitPages;
-            if (attempt == MaxReclaimRetries || need > cgroup.LimitPages || Reclaim(null, Math.Max(over, SwapClusterMax), cgroup, cost) == 0)
+            if (effort == AllocationEffort.FreeListsOnly || attempt == MaxReclaimRetries || need > cgroup.LimitPages || Reclaim(null, Math.Max(over, SwapClusterMax), cgroup, cost) == 0)
             {
                 cgroup.FailedCharges++;
                 return false;

@@ -15,4 +15,24 @@ public sealed class MmCounters
     public ulong PageScanDirect, PageStealDirect;
     /// <summary>pswpout, pswpin: pages written to and read from swap.</summary>
     public ulong SwapOut, SwapIn;
+
+    /// <summary>
+    /// The counters as /proc/vmstat names them, in the order Linux 6.18 prints them (stalls count in
+    /// zone Normal, the only zone modeled); the procfs view merges them with the rest of vmstat.
+    /// </summary>
+    public (string Name, ulong Value)[] VmstatFields() =>
+    [
+        ("pswpin", SwapIn),
+        ("pswpout", SwapOut),
+        ("allocstall_normal", AllocStall),
+        ("pgsteal_direct", PageStealDirect),
+        ("pgscan_direct", PageScanDirect),
+        ("pgmigrate_success", PageMigrateSuccess),
+        ("pgmigrate_fail", PageMigrateFail),
+        ("compact_migrate_scanned", CompactMigrateScanned),
+        ("compact_free_scanned", CompactFreeScanned),
+        ("compact_stall", CompactStall),
+        ("compact_fail", CompactFail),
+        ("compact_success", CompactSuccess),
+    ];
 }

@@ -1,4 +1,5 @@
 using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm.Physical;
 
 namespace PageLab.Kernel.Mm.Thp;
 
@@ -109,7 +110,7 @@ public sealed class CollapseEngine
             return CollapseResult.PmdMapped;
 
         var policy = state.Policy;
-        var frames = mm.Memory.FrameTable;
+        var frames = mm.Memory.Frames;
         Array.Clear(nodeLoad);
         ulong table = pmd.Address;
         var result = CollapseResult.Succeeded;
@@ -128,10 +129,10 @@ public sealed class CollapseEngine
                 continue;
             }
             state.Present++;
-            ref FrameInfo info = ref frames[pte.FrameNumber];
+            ref var info = ref frames[pte.FrameNumber];
             if (info.Use != FrameUse.Anonymous) { result = CollapseResult.PageNotAnonymous; continue; }
             if (info.MapCount > 1 && ++state.Shared > policy.MaxPtesShared) { result = CollapseResult.ExceedSharedPte; continue; }
-            if (info.Locked) { result = CollapseResult.PageLocked; continue; }
+            if ((info.Flags & PageFlags.Locked) != 0) { result = CollapseResult.PageLocked; continue; }
             if (!RefCountSuitable(info)) { result = CollapseResult.PageCount; continue; }
             nodeLoad[mm.Memory.NodeOf(pte.FrameNumber) & 63]++;
             if (pte.IsAccessed) state.Referenced++;
@@ -145,7 +146,7 @@ public sealed class CollapseEngine
     }
 
     /// <summary>is_refcount_suitable: every reference is a mapping, and no long-term pin.</summary>
-    static bool RefCountSuitable(in FrameInfo info) => info.PinCount == 0 && info.RefCount == info.MapCount;
+    static bool RefCountSuitable(in PageDescriptor info) => (info.Flags & PageFlags.Pinned) == 0 && info.RefCount == info.MapCount;
 
     /// <summary>alloc_charge_folio: the node holding most of the region's pages, then the memcg charge.</summary>
     CollapseResult AllocateAndCharge(AddressSpace mm, CollapsePolicy policy, out ulong cost)
@@ -160,8 +161,12 @@ public sealed class CollapseEngine
         cost = CollapseCosts.AllocateFromFreeLists + stall;
         if (!allocated)
             return CollapseResult.AllocationFailed;
-        cost += CollapseCosts.MemcgCharge;
-        if (!memory.TryChargeMemcg(ThpSettings.PtesPerPmd))
+        // Reclaim inside the memcg charge is part of the stall, paid by whoever the policy names.
+        var chargeStall = new Physical.CostLedger();
+        bool charged = memory.TryCharge(frame, HugeOrder, policy.Effort, chargeStall);
+        state.StallNanoseconds += chargeStall.TotalNs;
+        cost += CollapseCosts.MemcgCharge + chargeStall.TotalNs;
+        if (!charged)
         {
             memory.FreeBlock(frame, HugeOrder);
             return CollapseResult.ChargeFailed;
@@ -199,18 +204,23 @@ public sealed class CollapseEngine
         return CollapseCosts.MmapWriteLock + CollapseCosts.ClearPmdAndFlush;
     }
 
-    /// <summary>__collapse_huge_page_isolate: re-check every present page now that no PTE can be used.</summary>
+    /// <summary>
+    /// __collapse_huge_page_isolate: re-read every PTE now that none can be used (the allocation and the
+    /// swap-in may have reclaimed or migrated pages since the scan) and re-check every present page.
+    /// </summary>
     CollapseResult Isolate(AddressSpace mm, out ulong cost)
     {
-        var frames = mm.Memory.FrameTable;
+        var frames = mm.Memory.Frames;
         cost = 0;
         for (int i = 0; i < ThpSettings.PtesPerPmd; i++)
         {
-            var pte = new PageTableEntry(state.OldPtes[i]);
+            var pte = mm.Tables.Read(state.OldPmd.Address + (ulong)i * PagingConstants.EntrySize);
+            state.OldPtes[i] = pte.Raw;
+            if (pte.Raw != 0 && !AddressSpace.MapsFrame(pte)) return CollapseResult.PteNonPresent;
             if (!AddressSpace.MapsFrame(pte) || pte.FrameNumber == mm.Memory.ZeroFrame) continue;
             cost += CollapseCosts.IsolatePerPage;
-            ref FrameInfo info = ref frames[pte.FrameNumber];
-            if (info.Locked) return CollapseResult.PageLocked;
+            ref var info = ref frames[pte.FrameNumber];
+            if ((info.Flags & PageFlags.Locked) != 0) return CollapseResult.PageLocked;
             if (!RefCountSuitable(info)) return CollapseResult.PageCount;
         }
         return CollapseResult.Succeeded;
@@ -256,7 +266,7 @@ public sealed class CollapseEngine
         var pmd = AddressSpace.HugeLeafEntry(state.HugeFrame, vma);
         mm.DepositTable(state.Region, state.OldPmd.FrameNumber);
         mm.Tables.Write(state.PmdAddress, pmd);
-        mm.AccountHugeMapping(state.HugeFrame);
+        mm.AccountHugeMapping(state.HugeFrame, state.Region);
         state.NewPmd = pmd;
         return CollapseCosts.InstallPmd;
     }
@@ -266,7 +276,6 @@ public sealed class CollapseEngine
     {
         if (restorePmd)
             mm.Tables.Write(state.PmdAddress, state.OldPmd);
-        mm.Memory.UnchargeMemcg(ThpSettings.PtesPerPmd);
         mm.Memory.FreeBlock(state.HugeFrame, HugeOrder);
         state.HugeFrame = 0;
         return Finish(result);

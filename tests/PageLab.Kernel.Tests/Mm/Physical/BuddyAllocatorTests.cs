@@ -40,6 +40,35 @@ public sealed class BuddyAllocatorTests
     }
 
     [Fact]
+    public void SplitBlock_MakesEachFrameAnOrder0Page_FreedAloneAndMergedBackWhenAllAreFree()
+    {
+        using var memory = new PhysicalMemory(8 * MiB);
+        var allocator = new BuddyAllocator(memory);
+        var cgroup = allocator.CreateCgroup("guest", ulong.MaxValue);
+        var blocksAtBoot = Enumerable.Range(0, BuddyAllocator.MaxOrder + 1).Select(order => allocator.Nodes[0].FreeBlocks(order)).ToArray();
+        Assert.True(allocator.TryAllocate(BuddyAllocator.PageblockOrder, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong head));
+        Assert.True(allocator.TryCharge(cgroup, head, BuddyAllocator.PageblockOrder, null, AllocationEffort.FreeListsOnly));
+        allocator[head].MapCount = 1;
+
+        allocator.SplitBlock(head);
+
+        for (ulong i = 0; i < BuddyAllocator.PageblockFrames; i++)
+        {
+            Assert.Equal(PageState.Head, allocator[head + i].State);
+            Assert.Equal(0, allocator[head + i].Order);
+            Assert.Equal(1, allocator[head + i].RefCount);
+            Assert.Equal(1, allocator[head + i].MapCount);
+        }
+        Assert.Equal(BuddyAllocator.PageblockFrames, cgroup.UsagePages);
+        Assert.Throws<InvalidOperationException>(() => allocator.Free(head, BuddyAllocator.PageblockOrder));
+        // Free in an order that makes every merge wait for the last frame.
+        for (ulong i = BuddyAllocator.PageblockFrames; i-- > 0;)
+            allocator.Free(head + i, 0);
+        Assert.Equal(0UL, cgroup.UsagePages);
+        Assert.Equal(blocksAtBoot, Enumerable.Range(0, BuddyAllocator.MaxOrder + 1).Select(order => allocator.Nodes[0].FreeBlocks(order)));
+    }
+
+    [Fact]
     public void Free_OfABlockNotAllocatedWithThatOrder_Throws()
     {
         using var memory = new PhysicalMemory(8 * MiB);

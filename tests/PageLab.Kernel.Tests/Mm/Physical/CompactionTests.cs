@@ -155,4 +155,40 @@ public sealed class CompactionTests : IDisposable
             allocator.Free(frame, 0);
         Assert.Equal(allocator.FrameCount - 1 - result.UnmovablePages, allocator.FreeFrames);
     }
+
+    [Fact]
+    public void Compact_FailsWhenTheScannersMeet_AndKeepsEveryPageAndFrame()
+    {
+        using var small = new PhysicalMemory(8 * MiB); // pageblocks 0..3
+        var allocator = new BuddyAllocator(small);
+        var owner = new FakeAddressSpace(allocator, small);
+        ulong index = 0;
+        void Place(ulong frame, FrameUse use)
+        {
+            Assert.True(allocator.TryAllocateAt(frame, use));
+            if (use == FrameUse.PageCache)
+                owner.Adopt(index++, frame);
+        }
+        // Pageblock 1: ten pages to move. Pageblock 2: movable, all used but five frames.
+        // Pageblock 3: unmovable kernel memory, no target for the free scanner.
+        for (ulong i = 0; i < 10; i++)
+            Place(512 + i * 7, FrameUse.PageCache);
+        for (ulong frame = 1024; frame < 1536; frame++)
+        {
+            if (frame % 100 != 0)
+                Place(frame, FrameUse.PageCache);
+        }
+        allocator.SetPageblockType(allocator.Nodes[0], 1536, MigrateType.Unmovable);
+        for (ulong frame = 1536; frame < 2048; frame++)
+            Place(frame, FrameUse.Kernel);
+        ulong free = allocator.FreeFrames;
+
+        Assert.False(allocator.Compact(0, 9, null));
+
+        Assert.Equal(5, owner.Migrations.Count);
+        Assert.Equal(free, allocator.FreeFrames);
+        Assert.All(owner.Migrations, m => Assert.InRange(m.NewFrame, 1024UL, 1535UL));
+        foreach (var (page, frame) in owner.FrameOf)
+            Assert.True(owner.HoldsItsData(page, frame));
+    }
 }

@@ -51,6 +51,26 @@ internal sealed class FakeAddressSpace : IPageOwner
         Page(frame)[4095] = (byte)(index + 1);
     }
 
+    /// <summary>Swap-in, as the fault handler will do it: a new frame, the data from swap, the mapping back.</summary>
+    public bool TrySwapIn(ulong index, AllocationEffort effort, ICostSink? cost)
+    {
+        if (!allocator.TryAllocate(0, FrameUse.Anonymous, effort, 0, cost, out ulong frame))
+            return false;
+        allocator.SwapIn(SwapPteOf[index], frame, cost);
+        SwapPteOf.Remove(index);
+        allocator.SetOwner(frame, Id, index);
+        allocator.AddToLru(frame);
+        FrameOf[index] = frame;
+        return true;
+    }
+
+    /// <summary>Unmaps a resident page and frees its frame (munmap of the last mapping).</summary>
+    public void Release(ulong index)
+    {
+        allocator.Free(FrameOf[index], 0);
+        FrameOf.Remove(index);
+    }
+
     public bool HoldsItsData(ulong index, ulong frame) =>
         BitConverter.ToUInt64(Page(frame)) == index * 0x9E37_79B9_7F4A_7C15UL && Page(frame)[4095] == (byte)(index + 1);
 

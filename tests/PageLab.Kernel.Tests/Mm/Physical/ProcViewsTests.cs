@@ -46,4 +46,20 @@ public sealed class ProcViewsTests
             "Node 0, zone   Normal            2            2            0            0            0 \n";
         Assert.Equal(expected, ProcViews.PageTypeInfo(allocator));
     }
+
+    [Fact]
+    public void VmstatFields_UseLinuxNamesInTheHostsOrder_WithTheCountedValues()
+    {
+        using var memory = new PhysicalMemory(8 * MiB);
+        var allocator = new BuddyAllocator(memory);
+        allocator.Compact(0, 9, null);
+        var fields = allocator.Counters.VmstatFields();
+        // Linux 6.18 /proc/vmstat lists these in this order (others in between are not modeled here).
+        Assert.Equal(
+            ["pswpin", "pswpout", "allocstall_normal", "pgsteal_direct", "pgscan_direct", "pgmigrate_success", "pgmigrate_fail",
+             "compact_migrate_scanned", "compact_free_scanned", "compact_stall", "compact_fail", "compact_success"],
+            fields.Select(f => f.Name));
+        Assert.Equal(1UL, fields.Single(f => f.Name == "compact_stall").Value);
+        Assert.Equal(1UL, fields.Single(f => f.Name == "compact_success").Value); // an order-9 block was already free
+    }
 }

@@ -172,4 +172,23 @@ public sealed class ReclaimTests : IDisposable
         Assert.Equal(2UL, group.FailedCharges);
         Assert.Equal(4, files.FrameOf.Count);
     }
+
+    [Fact]
+    public void Memcg_ChargeWithoutReclaim_FailsAtOnceOverTheLimit_LeavingThePageCache()
+    {
+        var group = allocator.CreateCgroup("job", limitPages: 10);
+        Populate(anonymous: 0, pageCache: 10);
+        foreach (ulong frame in files.FrameOf.Values)
+            Assert.True(allocator.TryCharge(group, frame, 0, null, AllocationEffort.FreeListsOnly));
+        Assert.True(allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong frame11));
+        var cost = new CostLedger();
+
+        Assert.False(allocator.TryCharge(group, frame11, 0, cost, AllocationEffort.FreeListsOnly));
+
+        Assert.Equal(10, files.FrameOf.Count);
+        Assert.Equal(0UL, cost.TotalNs);
+        Assert.Equal(1UL, group.FailedCharges);
+        Assert.True(allocator.TryCharge(group, frame11, 0, cost));
+        Assert.True(cost[MmCostKind.ReclaimDrop] > 0);
+    }
 }

@@ -1,0 +1,294 @@
+using System.Buffers.Binary;
+using PageLab.Kernel.Fs;
+using PageLab.Kernel.Mm;
+using PageLab.Kernel.Syscalls;
+
+namespace PageLab.Kernel.Process;
+
+/// <summary>File system calls: descriptors, reads and writes, paths, metadata.</summary>
+public sealed partial class LinuxProcess
+{
+    const int AtFdCwd = -100;
+    const int AtSymlinkNoFollow = 0x100;
+    const int AtEmptyPath = 0x1000;
+    const int AtEaccess = 0x200;
+    const int OCloexec = 0x80000;
+
+    /// <summary>MAX_RW_COUNT: one read or write moves at most INT_MAX rounded down to a page.</summary>
+    const long MaxReadWrite = int.MaxValue & ~0xfffL;
+
+    /// <summary>The kernel moves data in chunks of this size between the file and user memory.</summary>
+    const int TransferChunk = 1 << 20;
+
+    /// <summary>UIO_MAXIOV.</summary>
+    const int MaxIovecs = 1024;
+
+    OpenFile? Lookup(int fd) => (uint)fd < MaxFileDescriptors ? files[fd] : null;
+
+    /// <summary>The open file behind a descriptor, for the CLI's standard streams and tests.</summary>
+    public OpenFile? FileDescriptor(int fd) => Lookup(fd);
+
+    int Install(OpenFile file, int lowest = 0)
+    {
+        for (int fd = Math.Max(lowest, 0); fd < MaxFileDescriptors; fd++)
+        {
+            if (files[fd] is null)
+            {
+                files[fd] = file;
+                return fd;
+            }
+        }
+        return -(int)Errno.EMFILE;
+    }
+
+    long Read(int fd, ulong buffer, ulong count)
+    {
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        return Transfer(buffer, count, toUser: true, chunk => file.Read(chunk));
+    }
+
+    long Pread(int fd, ulong buffer, ulong count, long offset)
+    {
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        if (offset < 0) return Fail(Errno.EINVAL);
+        return Transfer(buffer, count, toUser: true, chunk => file.ReadAt(chunk, offset));
+    }
+
+    long Write(int fd, ulong buffer, ulong count)
+    {
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        return Transfer(buffer, count, toUser: false, chunk => file.Write(chunk));
+    }
+
+    /// <summary>One read or write of up to <see cref="TransferChunk"/> bytes through a kernel buffer.</summary>
+    long Transfer(ulong buffer, ulong count, bool toUser, KernelBufferOperation operation)
+    {
+        if (count == 0) return 0;
+        if (buffer >= AddressSpace.TaskSize || count > AddressSpace.TaskSize - buffer) return Fail(Errno.EFAULT);
+        var kernel = new byte[(int)Math.Min(Math.Min(count, (ulong)MaxReadWrite), TransferChunk)];
+        if (!toUser && !User.TryRead(buffer, kernel)) return Fail(Errno.EFAULT);
+        long result = operation(kernel);
+        if (toUser && result > 0 && !User.TryWrite(buffer, kernel.AsSpan(0, (int)result))) return Fail(Errno.EFAULT);
+        time.Advance(KernelCosts.CopyBytes(result));
+        return result;
+    }
+
+    /// <summary>Reads an iovec array: the segments, or -errno (EINVAL for a bad count or an overflowing total, EFAULT).</summary>
+    long ReadIovecs(ulong iov, int count, out (ulong Base, ulong Length)[] segments)
+    {
+        segments = [];
+        if (count < 0 || count > MaxIovecs) return Fail(Errno.EINVAL);
+        var raw = new byte[count * 16];
+        if (!User.TryRead(iov, raw)) return Fail(Errno.EFAULT);
+        segments = new (ulong, ulong)[count];
+        ulong total = 0;
+        for (int i = 0; i < count; i++)
+        {
+            ulong length = BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(i * 16 + 8));
+            if (length > MaxReadWrite || total + length > MaxReadWrite) return Fail(Errno.EINVAL);
+            segments[i] = (BinaryPrimitives.ReadUInt64LittleEndian(raw.AsSpan(i * 16)), length);
+            total += length;
+        }
+        return (long)total;
+    }
+
+    long Writev(int fd, ulong iov, int count)
+    {
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        long total = ReadIovecs(iov, count, out var segments);
+        if (total <= 0) return total;
+        // Gathered into one buffer so the write reaches the file in one piece, as a pipe would see it.
+        var gathered = new byte[Math.Min(total, TransferChunk)];
+        int filled = 0;
+        foreach (var (address, length) in segments)
+        {
+            int take = (int)Math.Min(length, (ulong)(gathered.Length - filled));
+            if (!User.TryRead(address, gathered.AsSpan(filled, take))) return Fail(Errno.EFAULT);
+            filled += take;
+        }
+        long result = file.Write(gathered.AsSpan(0, filled));
+        time.Advance(KernelCosts.CopyBytes(result));
+        return result;
+    }
+
+    long Readv(int fd, ulong iov, int count)
+    {
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        long total = ReadIovecs(iov, count, out var segments);
+        if (total <= 0) return total;
+        var kernel = new byte[Math.Min(total, TransferChunk)];
+        long result = file.Read(kernel);
+        if (result <= 0) return result;
+        long scattered = 0;
+        foreach (var (address, length) in segments)
+        {
+            int take = (int)Math.Min((long)length, result - scattered);
+            if (take <= 0) break;
+            if (!User.TryWrite(address, kernel.AsSpan((int)scattered, take))) return Fail(Errno.EFAULT);
+            scattered += take;
+        }
+        time.Advance(KernelCosts.CopyBytes(result));
+        return result;
+    }
+
+    delegate long KernelBufferOperation(Span<byte> kernelBuffer);
+
+    /// <summary>Resolves the directory a relative path starts from: null for AT_FDCWD, or -errno.</summary>
+    int BaseDirectory(int dirfd, string path, out string? directory)
+    {
+        directory = null;
+        if (path.StartsWith('/') || dirfd == AtFdCwd) return 0;
+        if (Lookup(dirfd) is not { } file) return -(int)Errno.EBADF;
+        Span<byte> stat = stackalloc byte[HostInterop.StatSize];
+        if (file.Stat(stat) != 0 || (BinaryPrimitives.ReadUInt32LittleEndian(stat[24..]) & 0xf000) != 0x4000)
+            return -(int)Errno.ENOTDIR;
+        directory = file.Path;
+        return 0;
+    }
+
+    /// <summary>Reads a path argument and its base directory: 0, or -errno.</summary>
+    int ReadPath(int dirfd, ulong pathPointer, out string path, out string? directory)
+    {
+        directory = null;
+        int status = User.TryReadString(pathPointer, UserMemory.PathMax, out path);
+        if (status == 0 && path.Length == 0) return -(int)Errno.ENOENT;
+        return status != 0 ? status : BaseDirectory(dirfd, path, out directory);
+    }
+
+    long OpenAt(int dirfd, ulong pathPointer, int flags)
+    {
+        int status = ReadPath(dirfd, pathPointer, out string path, out string? directory);
+        if (status != 0) return status;
+        status = FileSystem.Open(directory, path, flags, out var file);
+        if (status != 0) return status;
+        int fd = Install(file!);
+        if (fd < 0) file!.Close();
+        return fd;
+    }
+
+    long Close(int fd)
+    {
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        files[fd] = null;
+        if (Array.IndexOf(files, file) < 0) file.Close();
+        return 0;
+    }
+
+    long Dup(int fd, int target, bool exact)
+    {
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        if (!exact) return Install(file, target);
+        if ((uint)target >= MaxFileDescriptors) return Fail(Errno.EBADF);
+        if (files[target] is { } old)
+        {
+            files[target] = null;
+            if (Array.IndexOf(files, old) < 0) old.Close();
+        }
+        files[target] = file;
+        return target;
+    }
+
+    long Fcntl(int fd, int command, ulong argument)
+    {
+        const int FDupfd = 0, FGetfd = 1, FSetfd = 2, FGetfl = 3, FSetfl = 4, FDupfdCloexec = 1030;
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        return command switch
+        {
+            FDupfd or FDupfdCloexec => (int)argument >= MaxFileDescriptors || (int)argument < 0 ? Fail(Errno.EINVAL) : Install(file, (int)argument),
+            FGetfd => (file.StatusFlags & OCloexec) != 0 ? 1 : 0,
+            FSetfd or FSetfl => 0,
+            FGetfl => file.StatusFlags & ~OCloexec,
+            _ => Fail(Errno.EINVAL),
+        };
+    }
+
+    long Lseek(int fd, long offset, int whence)
+    {
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        if ((uint)whence > 4) return Fail(Errno.EINVAL);
+        return file.Seek(offset, whence);
+    }
+
+    long Fstat(int fd, ulong statPointer)
+    {
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        Span<byte> stat = stackalloc byte[HostInterop.StatSize];
+        int status = file.Stat(stat);
+        if (status != 0) return status;
+        return User.TryWrite(statPointer, stat) ? 0 : Fail(Errno.EFAULT);
+    }
+
+    long StatPath(int dirfd, ulong pathPointer, ulong statPointer, int flags)
+    {
+        if ((flags & ~(AtSymlinkNoFollow | AtEmptyPath | 0x800 /* AT_NO_AUTOMOUNT */)) != 0) return Fail(Errno.EINVAL);
+        int status = User.TryReadString(pathPointer, UserMemory.PathMax, out string path);
+        if (status != 0) return status;
+        if (path.Length == 0)
+        {
+            if ((flags & AtEmptyPath) == 0) return Fail(Errno.ENOENT);
+            return dirfd == AtFdCwd ? StatCurrentDirectory(statPointer) : Fstat(dirfd, statPointer);
+        }
+        status = BaseDirectory(dirfd, path, out string? directory);
+        if (status != 0) return status;
+        Span<byte> stat = stackalloc byte[HostInterop.StatSize];
+        status = FileSystem.Stat(directory, path, (flags & AtSymlinkNoFollow) == 0, stat);
+        if (status != 0) return status;
+        return User.TryWrite(statPointer, stat) ? 0 : Fail(Errno.EFAULT);
+    }
+
+    long StatCurrentDirectory(ulong statPointer)
+    {
+        Span<byte> stat = stackalloc byte[HostInterop.StatSize];
+        int status = FileSystem.Stat(null, ".", followLinks: true, stat);
+        if (status != 0) return status;
+        return User.TryWrite(statPointer, stat) ? 0 : Fail(Errno.EFAULT);
+    }
+
+    long Faccessat(int dirfd, ulong pathPointer, int mode, int flags)
+    {
+        const int WriteOk = 2;
+        if ((mode & ~7) != 0 || (flags & ~(AtSymlinkNoFollow | AtEmptyPath | AtEaccess)) != 0) return Fail(Errno.EINVAL);
+        int status = ReadPath(dirfd, pathPointer, out string path, out string? directory);
+        if (status != 0) return status;
+        Span<byte> stat = stackalloc byte[HostInterop.StatSize];
+        status = FileSystem.Stat(directory, path, (flags & AtSymlinkNoFollow) == 0, stat);
+        if (status != 0) return status;
+        return (mode & WriteOk) != 0 ? Fail(Errno.EROFS) : 0;
+    }
+
+    long Getdents64(int fd, ulong buffer, ulong count)
+    {
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        return Transfer(buffer, count, toUser: true, chunk => file.GetDirectoryEntries(chunk));
+    }
+
+    long Ioctl(int fd, uint request, ulong argument)
+    {
+        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
+        int size = Ioctls.ArgumentSize(request);
+        if (size == 0) return Fail(Errno.ENOTTY);
+        Span<byte> data = stackalloc byte[size];
+        int status = file.Ioctl(request, data);
+        if (status < 0) return status;
+        return User.TryWrite(argument, data) ? status : Fail(Errno.EFAULT);
+    }
+
+    long ReadlinkAt(int dirfd, ulong pathPointer, ulong buffer, long size)
+    {
+        if (size <= 0) return Fail(Errno.EINVAL);
+        int status = ReadPath(dirfd, pathPointer, out string path, out string? directory);
+        if (status != 0) return status;
+        status = FileSystem.ReadLink(directory, path, out string target);
+        if (status != 0) return status;
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(target);
+        int length = (int)Math.Min(bytes.Length, size);
+        return User.TryWrite(buffer, bytes.AsSpan(0, length)) ? length : Fail(Errno.EFAULT);
+    }
+
+    long Getcwd(ulong buffer, ulong size)
+    {
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(Environment.CurrentDirectory + "\0");
+        if (size < (ulong)bytes.Length) return Fail(Errno.ERANGE);
+        return User.TryWrite(buffer, bytes) ? bytes.Length : Fail(Errno.EFAULT);
+    }
+}

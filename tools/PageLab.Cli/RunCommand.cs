@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using PageLab.Kernel.Fs;
+using PageLab.Kernel.Loader;
+using PageLab.Kernel.Process;
+using PageLab.Kernel.Syscalls;
+
+namespace PageLab.Cli;
+
+/// <summary><c>pagelab run</c>: loads the program into a fresh machine, runs it, reports.</summary>
+public static class RunCommand
+{
+    /// <summary>Exit status when the program cannot be found (as a shell reports it).</summary>
+    public const int NotFound = 127;
+
+    /// <summary>Exit status when the program exists but cannot be executed (as a shell reports it).</summary>
+    public const int CannotExecute = 126;
+
+    public static int Execute(RunSettings settings, TextWriter error)
+    {
+        if (OpenProgram(settings.Program, out var executable, out string canonical, out int status) is { } message)
+        {
+            error.WriteLine($"pagelab: {settings.Program}: {message}");
+            return status;
+        }
+
+        var machineSettings = new MachineSettings
+        {
+            MemoryBytes = settings.MemoryBytes,
+            Tlb = settings.Tlb,
+            MaxInstructions = settings.MaxInstructions,
+            ThpKnobs = settings.ThpKnobs,
+            Process = new ProcessSettings
+            {
+                AllowedPaths = settings.AllowedPaths,
+                Seed = settings.Seed,
+                Credentials = HostIdentity.Current(),
+                Strace = settings.Strace ? error : null,
+                KernelAbi = settings.KernelAbi,
+            },
+        };
+        using var machine = new Machine(machineSettings, canonical);
+        var random = new byte[16];
+        new DeterministicRandom(settings.Seed ^ 0xa7_5eed).Fill(random);
+        try
+        {
+            machine.Load(executable!, new ExecParameters
+            {
+                ExecFileName = settings.Program,
+                Arguments = [settings.Program, .. settings.Arguments],
+                Environment = HostEnvironment(),
+                RandomBytes = random,
+                Credentials = machineSettings.Process.Credentials,
+            });
+        }
+        catch (ElfLoadException ex)
+        {
+            error.WriteLine($"pagelab: {settings.Program}: cannot execute: {ex.Message}");
+            return CannotExecute;
+        }
+
+        var wall = Stopwatch.StartNew();
+        var outcome = machine.Run();
+        wall.Stop();
+        error.Flush();
+        if (outcome.Report is { } report)
+            error.WriteLine(report);
+
+        if (settings.Stats || settings.StatsJsonPath is not null)
+        {
+            var statistics = RunStatistics.Collect(machine, settings.Program, outcome, wall.Elapsed);
+            if (settings.Stats)
+                error.Write(statistics.ToText());
+            if (settings.StatsJsonPath is { } path)
+                File.WriteAllText(path, statistics.ToJson());
+        }
+        return outcome.ExitStatus;
+    }
+
+    /// <summary>Opens the program read-only; null on success, else the message and exit status a shell would give.</summary>
+    static string? OpenProgram(string program, out HostFile? file, out string canonical, out int status)
+    {
+        file = null;
+        canonical = Path.GetFullPath(program);
+        status = 0;
+        if (Directory.Exists(program))
+        {
+            status = CannotExecute;
+            return "Is a directory";
+        }
+        int result = HostFile.OpenReadOnly(program, out file);
+        if (result < 0)
+        {
+            status = result == -(int)Errno.ENOENT ? NotFound : CannotExecute;
+            return ErrnoText.Describe((Errno)(-result));
+        }
+        canonical = new FileInfo(canonical).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? canonical;
+        return null;
+    }
+
+    /// <summary>The environment in the host's own order (from /proc/self/environ), as execve would pass it.</summary>
+    static string[] HostEnvironment()
+    {
+        try
+        {
+            return [.. File.ReadAllText("/proc/self/environ").Split('\0', StringSplitOptions.RemoveEmptyEntries)];
+        }
+        catch (IOException)
+        {
+            return [.. Environment.GetEnvironmentVariables().Keys.Cast<string>().Order(StringComparer.Ordinal).Select(k => $"{k}={Environment.GetEnvironmentVariable(k)}")];
+        }
+    }
+}
