@@ -26,6 +26,10 @@ public static class RunCommand
         var machineSettings = new MachineSettings
         {
             MemoryBytes = settings.MemoryBytes,
+            NumaNodes = settings.NumaNodes,
+            MemcgLimitBytes = settings.MemcgLimitBytes,
+            SwapBytes = settings.SwapBytes,
+            Fragmentation = settings.FragmentSeed is { } seed ? new PageLab.Kernel.Mm.Physical.FragmentationOptions { Seed = seed } : null,
             Tlb = settings.Tlb,
             MaxInstructions = settings.MaxInstructions,
             ThpKnobs = settings.ThpKnobs,
