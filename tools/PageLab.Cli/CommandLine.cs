@@ -33,10 +33,11 @@ public static class CommandLine
           --numa-nodes N          split physical memory into N NUMA nodes of at least 4M (default 1)
           --memcg-limit SIZE      memory.max of the guest's memory cgroup (default: no limit)
           --swap SIZE             a swap device of SIZE for reclaim to write to (default: none)
-          --fragment SEED         fragment free memory at boot, seeded: few or no free 2M blocks
           --strace                print system calls in strace's format to stderr
           --kernel-abi ABI        proposal (default: Linux 6.18 plus MADV_TRY_COLLAPSE and
                                   MADV_F_COLLAPSE_LIGHT) or 6.18 (both answer EINVAL, as 6.18 does)
+          --fragment SEED         fragment physical memory at boot (seeded): unmovable pages and clean
+                                  page cache scattered so no free 2 MiB block is left
           --thp NAME=VALUE        set /sys/kernel/mm/transparent_hugepage/NAME at boot (repeatable),
                                   e.g. --thp enabled=always --thp khugepaged/scan_sleep_millisecs=100
           -h, --help              show this help
@@ -95,7 +96,6 @@ public static class CommandLine
                 case "--numa-nodes": settings.NumaNodes = (int)Math.Min(ParseCount(name, Value()), 255); break;
                 case "--memcg-limit": settings.MemcgLimitBytes = ParseSize(name, Value()); break;
                 case "--swap": settings.SwapBytes = ParseSize(name, Value()); break;
-                case "--fragment": settings.FragmentSeed = (int)ParseCount(name, Value(), allowZero: true); break;
                 case "--kernel-abi":
                     settings.KernelAbi = Value() switch
                     {
@@ -105,6 +105,7 @@ public static class CommandLine
                     };
                     break;
                 case "--thp": settings.ThpKnobs.Add(ParseThpKnob(Value())); break;
+                case "--fragment": settings.FragmentationSeed = (int)Math.Min(int.MaxValue, ParseCount(name, Value(), allowZero: true)); break;
                 default: throw new UsageException($"unknown option '{word}'");
             }
         }

@@ -29,10 +29,10 @@ public static class RunCommand
             NumaNodes = settings.NumaNodes,
             MemcgLimitBytes = settings.MemcgLimitBytes,
             SwapBytes = settings.SwapBytes,
-            Fragmentation = settings.FragmentSeed is { } seed ? new PageLab.Kernel.Mm.Physical.FragmentationOptions { Seed = seed } : null,
             Tlb = settings.Tlb,
             MaxInstructions = settings.MaxInstructions,
             ThpKnobs = settings.ThpKnobs,
+            Fragmentation = settings.FragmentationSeed is { } seed ? new PageLab.Kernel.Mm.Physical.FragmentationOptions { Seed = seed } : null,
             Process = new ProcessSettings
             {
                 AllowedPaths = settings.AllowedPaths,

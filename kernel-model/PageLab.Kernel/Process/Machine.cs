@@ -32,7 +32,7 @@ public sealed record MachineSettings
     /// <summary>Size of the swap device reclaim writes anonymous pages to, in bytes; 0 = no swap.</summary>
     public ulong SwapBytes { get; init; }
 
-    /// <summary>Fragment free memory at boot with this layout (seeded), as a long-running machine ends up; null = a fresh machine.</summary>
+    /// <summary>Fragment physical memory at boot (seeded), as a long-running machine is; null: a fresh machine.</summary>
     public FragmentationOptions? Fragmentation { get; init; }
 
     /// <summary>THP knobs set at boot, as (sysfs name, value): ("enabled", "always"), ("khugepaged/scan_sleep_millisecs", "100").</summary>
