@@ -26,6 +26,9 @@ public static class RunCommand
         var machineSettings = new MachineSettings
         {
             MemoryBytes = settings.MemoryBytes,
+            NumaNodes = settings.NumaNodes,
+            MemcgLimitBytes = settings.MemcgLimitBytes,
+            SwapBytes = settings.SwapBytes,
             Tlb = settings.Tlb,
             MaxInstructions = settings.MaxInstructions,
             ThpKnobs = settings.ThpKnobs,
