@@ -497,12 +497,12 @@ public sealed partial class BuddyAllocator : IFrameAllocator
 
     /// <summary>
     /// Charges an allocated block to <paramref name="cgroup"/> (try_charge_memcg). Over the limit, and
-    /// if <paramref name="effort"/> allows direct reclaim, reclaims pages charged to the same group, on
+    /// if <paramref name="effort"/> allows direct reclaim (the default: user pages' GFP_HIGHUSER_MOVABLE may block), reclaims pages charged to the same group, on
     /// any node, with the cost charged to <paramref name="cost"/>; gives up, counting a failure, at once
     /// when it may not reclaim (Linux's !gfpflags_allow_blocking), when reclaim makes no progress, or
     /// after MAX_RECLAIM_RETRIES (16) rounds. A caller such as a collapse turns the failure into EBUSY.
     /// </summary>
-    public bool TryCharge(MemoryCgroup cgroup, ulong frameNumber, int order, AllocationEffort effort, ICostSink? cost)
+    public bool TryCharge(MemoryCgroup cgroup, ulong frameNumber, int order, ICostSink? cost, AllocationEffort effort = AllocationEffort.DirectReclaimAndCompaction)
     {
         const int MaxReclaimRetries = 16;
         ArgumentNullException.ThrowIfNull(cgroup);
@@ -524,10 +524,6 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         page.Memcg = cgroup.Id;
         return true;
     }
-
-    /// <summary>Charges with direct reclaim allowed, as for user pages (GFP_HIGHUSER_MOVABLE may block).</summary>
-    public bool TryCharge(MemoryCgroup cgroup, ulong frameNumber, int order, ICostSink? cost) =>
-        TryCharge(cgroup, frameNumber, order, AllocationEffort.DirectReclaimAndCompaction, cost);
 
     static void Uncharge(MemoryCgroup cgroup, ulong pages) => cgroup.UsagePages -= pages;
 }

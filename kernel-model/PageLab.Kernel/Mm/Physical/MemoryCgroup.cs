@@ -2,7 +2,7 @@ namespace PageLab.Kernel.Mm.Physical;
 
 /// <summary>
 /// A memory cgroup (v2): a page limit (memory.max), the pages charged to it and its failure count.
-/// Charges go through BuddyAllocator.TryCharge, which reclaims within the group before
+/// Charges go through <see cref="BuddyAllocator.TryCharge"/>, which reclaims within the group before
 /// giving up; freeing a charged block uncharges it.
 /// </summary>
 public sealed class MemoryCgroup

@@ -179,11 +179,11 @@ public sealed class ReclaimTests : IDisposable
         var group = allocator.CreateCgroup("job", limitPages: 10);
         Populate(anonymous: 0, pageCache: 10);
         foreach (ulong frame in files.FrameOf.Values)
-            Assert.True(allocator.TryCharge(group, frame, 0, AllocationEffort.FreeListsOnly, null));
+            Assert.True(allocator.TryCharge(group, frame, 0, null, AllocationEffort.FreeListsOnly));
         Assert.True(allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong frame11));
         var cost = new CostLedger();
 
-        Assert.False(allocator.TryCharge(group, frame11, 0, AllocationEffort.FreeListsOnly, cost));
+        Assert.False(allocator.TryCharge(group, frame11, 0, cost, AllocationEffort.FreeListsOnly));
 
         Assert.Equal(10, files.FrameOf.Count);
         Assert.Equal(0UL, cost.TotalNs);
