@@ -33,6 +33,8 @@ public static class CommandLine
           --strace                print system calls in strace's format to stderr
           --kernel-abi ABI        proposal (default: Linux 6.18 plus MADV_TRY_COLLAPSE and
                                   MADV_F_COLLAPSE_LIGHT) or 6.18 (both answer EINVAL, as 6.18 does)
+          --fragment SEED         fragment physical memory at boot (seeded): unmovable pages and clean
+                                  page cache scattered so no free 2 MiB block is left
           --thp NAME=VALUE        set /sys/kernel/mm/transparent_hugepage/NAME at boot (repeatable),
                                   e.g. --thp enabled=always --thp khugepaged/scan_sleep_millisecs=100
           -h, --help              show this help
@@ -97,6 +99,7 @@ public static class CommandLine
                     };
                     break;
                 case "--thp": settings.ThpKnobs.Add(ParseThpKnob(Value())); break;
+                case "--fragment": settings.FragmentationSeed = (int)Math.Min(int.MaxValue, ParseCount(name, Value(), allowZero: true)); break;
                 default: throw new UsageException($"unknown option '{word}'");
             }
         }

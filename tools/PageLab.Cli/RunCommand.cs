@@ -29,6 +29,7 @@ public static class RunCommand
             Tlb = settings.Tlb,
             MaxInstructions = settings.MaxInstructions,
             ThpKnobs = settings.ThpKnobs,
+            Fragmentation = settings.FragmentationSeed is { } seed ? new PageLab.Kernel.Mm.Physical.FragmentationOptions { Seed = seed } : null,
             Process = new ProcessSettings
             {
                 AllowedPaths = settings.AllowedPaths,

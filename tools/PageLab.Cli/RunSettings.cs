@@ -41,6 +41,9 @@ public sealed class RunSettings
     /// <summary>--kernel-abi proposal|6.18: with 6.18, MADV_TRY_COLLAPSE and MADV_F_COLLAPSE_LIGHT answer EINVAL, as Linux 6.18 does. Default proposal.</summary>
     public PageLab.Kernel.KernelAbi KernelAbi { get; set; }
 
+    /// <summary>--fragment SEED: fragment physical memory at boot with this seed (no free order-9 block left; compaction or reclaim needed for huge pages). Default: a fresh machine.</summary>
+    public int? FragmentationSeed { get; set; }
+
     /// <summary>--thp NAME=VALUE (repeatable): THP sysfs knobs set at boot, e.g. enabled=always, khugepaged/scan_sleep_millisecs=100.</summary>
     public List<(string Name, string Value)> ThpKnobs { get; } = [];
 }

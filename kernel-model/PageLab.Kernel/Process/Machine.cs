@@ -23,6 +23,9 @@ public sealed record MachineSettings
 
     public ProcessSettings Process { get; init; } = new();
 
+    /// <summary>Fragment physical memory at boot (seeded), as a long-running machine is; null: a fresh machine.</summary>
+    public FragmentationOptions? Fragmentation { get; init; }
+
     /// <summary>THP knobs set at boot, as (sysfs name, value): ("enabled", "always"), ("khugepaged/scan_sleep_millisecs", "100").</summary>
     public IReadOnlyList<(string Name, string Value)> ThpKnobs { get; init; } = [];
 }
@@ -56,6 +59,8 @@ public sealed class Machine : ICpuHost, IDisposable
         Clock = new VirtualClock();
         // The buddy allocator never hands out frame 0, as on Linux: a zero frame number always means "none".
         var frames = new BuddyAllocator(physical);
+        if (settings.Fragmentation is { } fragmentation)
+            Mm.Physical.Fragmentation.Apply(frames, fragmentation, frames.Owners.Register(new UnmappedPageCache()));
         Memory = new KernelMemory(physical, frames, new MmuGuestMemory(Mmu));
         foreach (var (name, value) in settings.ThpKnobs)
         {
