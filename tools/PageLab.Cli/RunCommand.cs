@@ -61,7 +61,7 @@ public static class RunCommand
             Tlb = settings.Tlb,
             MaxInstructions = settings.MaxInstructions,
             ThpKnobs = settings.ThpKnobs,
-            Fragmentation = settings.FragmentationSeed is { } seed ? new PageLab.Kernel.Mm.Physical.FragmentationOptions { Seed = seed } : null,
+            Fragmentation = settings.FragmentationSeed is { } seed ? new PageLab.Kernel.Mm.Physical.FragmentationOptions { Seed = seed, FreePageblocksLeft = settings.FragmentationFreeBlocks } : null,
             Process = process,
         };
         var machine = new Machine(machineSettings, canonical);
