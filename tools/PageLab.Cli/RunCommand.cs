@@ -58,6 +58,9 @@ public static class RunCommand
         var machineSettings = new MachineSettings
         {
             MemoryBytes = settings.MemoryBytes,
+            NumaNodes = settings.NumaNodes,
+            MemcgLimitBytes = settings.MemcgLimitBytes,
+            SwapBytes = settings.SwapBytes,
             Tlb = settings.Tlb,
             MaxInstructions = settings.MaxInstructions,
             ThpKnobs = settings.ThpKnobs,
@@ -104,6 +107,12 @@ public static class RunCommand
         {
             status = CannotExecute;
             return "Is a directory";
+        }
+        // execve needs execute permission (any x bit the caller holds), as the kernel checks.
+        if (!OperatingSystem.IsWindows() && File.Exists(program) && (File.GetUnixFileMode(program) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
+        {
+            status = CannotExecute;
+            return ErrnoText.Describe(Errno.EACCES);
         }
         int result = HostFile.OpenReadOnly(program, out file);
         if (result < 0)

@@ -35,6 +35,15 @@ public sealed class RunSettings
     /// <summary>--memory SIZE: emulated physical memory, bytes or with a K/M/G/T suffix, rounded up to 2 MiB. Default 4G.</summary>
     public ulong MemoryBytes { get; set; } = 4UL << 30;
 
+    /// <summary>--numa-nodes N: split physical memory into N NUMA nodes. Default 1.</summary>
+    public int NumaNodes { get; set; } = 1;
+
+    /// <summary>--memcg-limit SIZE: memory.max of the cgroup the guest is charged to; over it, reclaim inside the group, then OOM. Default: no limit.</summary>
+    public ulong MemcgLimitBytes { get; set; }
+
+    /// <summary>--swap SIZE: a swap device of SIZE, where reclaim writes anonymous pages. Default: no swap.</summary>
+    public ulong SwapBytes { get; set; }
+
     /// <summary>--strace: print every system call in strace's format to stderr.</summary>
     public bool Strace { get; set; }
 
