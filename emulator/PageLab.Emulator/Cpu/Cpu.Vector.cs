@@ -81,12 +81,17 @@ public sealed unsafe partial class Cpu
     /// <summary>Reads operand 1 of a vector instruction (an XMM register or memory of its size, aligned when the instruction demands).</summary>
     ExecResult TryVectorSource(ref DecodedInstruction d, out Vector128<byte> value)
     {
-        if (d.Kind1 == OperandKind.Register)
+        switch (d.Kind1)
         {
-            value = X(d.Reg1);
-            return ExecResult.Continue;
+            case OperandKind.Register:
+                value = X(d.Reg1);
+                return ExecResult.Continue;
+            case OperandKind.Memory:
+                return TryVectorMemory(ref d, d.SourceSize, out value);
+            default:
+                value = default; // an immediate count (PSLLDQ, PSRLW xmm, imm8...): the handler reads it
+                return ExecResult.Continue;
         }
-        return TryVectorMemory(ref d, d.SourceSize, out value);
     }
 
     ExecResult TryVectorMemory(ref DecodedInstruction d, int size, out Vector128<byte> value)
