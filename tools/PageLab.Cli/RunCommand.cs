@@ -26,9 +26,13 @@ public static class RunCommand
         var machineSettings = new MachineSettings
         {
             MemoryBytes = settings.MemoryBytes,
+            NumaNodes = settings.NumaNodes,
+            MemcgLimitBytes = settings.MemcgLimitBytes,
+            SwapBytes = settings.SwapBytes,
             Tlb = settings.Tlb,
             MaxInstructions = settings.MaxInstructions,
             ThpKnobs = settings.ThpKnobs,
+            Fragmentation = settings.FragmentationSeed is { } seed ? new PageLab.Kernel.Mm.Physical.FragmentationOptions { Seed = seed } : null,
             Process = new ProcessSettings
             {
                 AllowedPaths = settings.AllowedPaths,
@@ -86,6 +90,12 @@ public static class RunCommand
         {
             status = CannotExecute;
             return "Is a directory";
+        }
+        // execve needs execute permission (any x bit the caller holds), as the kernel checks.
+        if (!OperatingSystem.IsWindows() && File.Exists(program) && (File.GetUnixFileMode(program) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
+        {
+            status = CannotExecute;
+            return ErrnoText.Describe(Errno.EACCES);
         }
         int result = HostFile.OpenReadOnly(program, out file);
         if (result < 0)
