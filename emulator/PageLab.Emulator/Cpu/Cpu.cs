@@ -131,7 +131,8 @@ public sealed unsafe partial class Cpu
         LeaveTranslations();
         flags = CpuFlags.InitialUser;
         Mxcsr = DefaultMxcsr;
-        X87ControlWord = DefaultX87ControlWord;
+        x87Image = (byte*)NativeMemory.AlignedAlloc(HostX87.ImageSize * 3, 64);
+        ResetX87();
     }
 
     /// <summary>The MMU every access goes through.</summary>

@@ -104,6 +104,9 @@ public sealed class Machine : ICpuHost, IDisposable
             Cpu.Gpr(i) = 0;
         Cpu.Gpr(Cpu.Rsp) = loaded.StackPointer;
         Cpu.Rip = loaded.Entry;
+        // argc, argv[0..argc-1], NULL, then envp.
+        ulong environment = loaded.StackPointer + 8 * (ulong)(parameters.Arguments.Count + 2);
+        Process.Settings.Strace?.Write(StraceFormatter.Execve(parameters.ExecFileName, parameters.Arguments, environment, parameters.Environment.Count));
         return loaded;
     }
 

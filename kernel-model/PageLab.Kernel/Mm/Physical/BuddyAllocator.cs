@@ -519,7 +519,7 @@ public sealed partial class BuddyAllocator : IFrameAllocator
 
     /// <summary>
     /// Charges an allocated block to <paramref name="cgroup"/> (try_charge_memcg). Over the limit, and
-    /// if <paramref name="effort"/> allows direct reclaim (user pages' GFP_HIGHUSER_MOVABLE does, so it is the default), reclaims pages charged to the same group, on
+    /// if <paramref name="effort"/> allows direct reclaim (the default: user pages' GFP_HIGHUSER_MOVABLE may block), reclaims pages charged to the same group, on
     /// any node, with the cost charged to <paramref name="cost"/>; gives up, counting a failure, at once
     /// when it may not reclaim (Linux's !gfpflags_allow_blocking), when reclaim makes no progress, or
     /// after MAX_RECLAIM_RETRIES (16) rounds. A caller such as a collapse turns the failure into EBUSY.
