@@ -48,7 +48,7 @@ public static class DemoCommand
             switch (words[i])
             {
                 case "--seed": seed = ParseInt(words[i], Value()); break;
-                case "--memory": memory = CommandLine.ParseSize("--memory", Value()); break;
+                case "--memory": memory = CommandLine.ParseSize(words[i], Value()); break;
                 case "--chunks": chunks = ParseInt(words[i], Value(), min: 1); break;
                 case "--rounds": rounds = ParseInt(words[i], Value(), min: 1); break;
                 case "--program": program = Value(); break;
