@@ -62,7 +62,7 @@ public class CliTests
     [InlineData("1", 2UL << 20)]
     [InlineData("2097152", 2UL << 20)]
     [InlineData("1T", 1UL << 40)]
-    public void MemorySizes_AreRoundedUpTo2MiB(string text, ulong bytes) => Assert.Equal(bytes, CommandLine.ParseSize(text));
+    public void MemorySizes_AreRoundedUpTo2MiB(string text, ulong bytes) => Assert.Equal(bytes, CommandLine.ParseSize("--memory", text));
 
     [Fact]
     public void MissingProgram_Exits127LikeAShell()

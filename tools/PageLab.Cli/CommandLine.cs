@@ -16,6 +16,7 @@ public static class CommandLine
 {
     public const string Usage = """
         usage: pagelab run [options] prog [args...]
+               pagelab demo [options]      (see pagelab demo --help)
 
         Runs a static x86-64 Linux binary on the emulated machine. Guest stdin, stdout and stderr
         are passed through; the exit status is the guest's (128 + signal when a signal killed it).

@@ -53,6 +53,9 @@ public sealed class RunSettings
     /// <summary>--fragment SEED: fragment physical memory at boot with this seed (no free order-9 block left; compaction or reclaim needed for huge pages). Default: a fresh machine.</summary>
     public int? FragmentationSeed { get; set; }
 
+    /// <summary>With --fragment: free 2 MiB blocks left untouched (few rather than none). Default 0; the demo leaves a few.</summary>
+    public int FragmentationFreeBlocks { get; set; }
+
     /// <summary>--thp NAME=VALUE (repeatable): THP sysfs knobs set at boot, e.g. enabled=always, khugepaged/scan_sleep_millisecs=100.</summary>
     public List<(string Name, string Value)> ThpKnobs { get; } = [];
 }
