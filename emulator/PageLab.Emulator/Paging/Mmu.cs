@@ -16,6 +16,7 @@ public sealed unsafe class Mmu
     const ulong PcidMask = 0xFFF;
 
     readonly TlbLevel[] levels;
+    readonly TlbLevelCounters[] levelCounters;
     readonly int[] fetchChain;
     readonly int[] dataChain;
     // Indexed by PagingLevel of the cached entry: [2] PDE cache ... [5] PML5E cache.
@@ -26,6 +27,12 @@ public sealed unsafe class Mmu
     readonly ulong addressMask; // bits MAXPHYADDR-1:12
     AccessContext context;
     ushort pcid;
+    // Bit (kind * 8 + (attributes & 7)) is 1 when the R/W, U/S, XD attributes allow that access kind in the current
+    // context, protection keys aside: the TLB-hit check is one shift. Recomputed when the context changes.
+    uint allowedAccesses;
+    bool protectionKeysOn;
+    // What a walk produced, for the lookup to return by reference like a TLB entry.
+    TlbEntryData walked;
 
     /// <param name="memory">Physical memory holding page tables and data.</param>
     /// <param name="tlb">Shape of the TLB hierarchy and paging-structure caches.</param>
@@ -50,6 +57,7 @@ public sealed unsafe class Mmu
         structureCaches[4] = new PagingStructureCache(PagingLevel.Pml4, psc.Pml4Entries);
         structureCaches[5] = new PagingStructureCache(PagingLevel.Pml5, psc.Pml5Entries);
         Counters = new MmuCounters(tlb.Levels.Select(l => l.Name));
+        levelCounters = Counters.Levels;
         codeFrames = new ulong[((memory.Size >> PagingConstants.PageBits) + 63) / 64];
         hostAddressOf = HostAddressOf;
         ApplyFlags(flags);
@@ -80,21 +88,21 @@ public sealed unsafe class Mmu
     public bool UserMode
     {
         get => context.UserMode;
-        set => context = context with { UserMode = value };
+        set => SetContext(context with { UserMode = value });
     }
 
     /// <summary>EFLAGS.AC, which lets supervisor code reach user pages under SMAP.</summary>
     public bool AlignmentCheck
     {
         get => context.AlignmentCheck;
-        set => context = context with { AlignmentCheck = value };
+        set => SetContext(context with { AlignmentCheck = value });
     }
 
     /// <summary>The PKRU register: access-disable and write-disable bits per protection key.</summary>
     public uint Pkru
     {
         get => context.Pkru;
-        set => context = context with { Pkru = value };
+        set => SetContext(context with { Pkru = value });
     }
 
     /// <summary>The physical address of the root table (PML4 or PML5) named by CR3.</summary>
@@ -138,9 +146,32 @@ public sealed unsafe class Mmu
         return true;
     }
 
+    void SetContext(AccessContext value)
+    {
+        context = value;
+        protectionKeysOn = (value.Flags & ControlFlags.ProtectionKeys) != 0;
+        var withoutKeys = value with { Flags = value.Flags & ~ControlFlags.ProtectionKeys };
+        uint allowed = 0;
+        for (var kind = AccessKind.Read; kind <= AccessKind.Fetch; kind++)
+            for (int rights = 0; rights < 8; rights++)
+                if (AccessRights.Check((TranslationAttributes)rights, 0, kind, withoutKeys) == PageFaultErrorCode.None)
+                    allowed |= 1u << ((int)kind * 8 + rights);
+        allowedAccesses = allowed;
+    }
+
+    /// <summary>The access check of a TLB hit: the precomputed bit, and the full rules only for keys or a refusal.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    PageFaultErrorCode CheckAccess(in TlbEntryData entry, AccessKind kind)
+    {
+        int rights = (int)entry.Attributes & 7;
+        if (((allowedAccesses >> ((int)kind * 8 + rights)) & 1) != 0 && !(protectionKeysOn && (entry.Attributes & TranslationAttributes.User) != 0))
+            return PageFaultErrorCode.None;
+        return AccessRights.Check(entry.Attributes, entry.ProtectionKey, kind, context);
+    }
+
     void ApplyFlags(ControlFlags value)
     {
-        context = context with { Flags = value };
+        SetContext(context with { Flags = value });
         pcid = (value & ControlFlags.PcidEnable) != 0 ? (ushort)(Cr3 & PcidMask) : (ushort)0;
         reservedAlways = PageTableEntry.AddressMask52 & ~((1UL << MaxPhysicalAddressBits) - 1);
         if ((value & ControlFlags.NoExecuteEnable) == 0) reservedAlways |= PageTableEntry.ExecuteDisableBit;
@@ -157,8 +188,8 @@ public sealed unsafe class Mmu
     /// <summary>Translates one access; on success <paramref name="physical"/> is the physical address.</summary>
     public TranslationFault Translate(ulong linear, AccessKind kind, out ulong physical)
     {
-        var fault = Lookup(linear, kind, out var entry, out var size);
-        physical = fault.IsFault ? 0 : entry.PhysicalBase + (linear & (size.Bytes() - 1));
+        ref readonly var entry = ref Lookup(linear, kind, out ulong offsetMask, out var fault);
+        physical = fault.IsFault ? 0 : entry.PhysicalBase + (linear & offsetMask);
         return fault;
     }
 
@@ -168,9 +199,9 @@ public sealed unsafe class Mmu
     /// </summary>
     public TranslationFault TranslateToHost(ulong linear, AccessKind kind, out byte* host)
     {
-        var fault = Lookup(linear, kind, out var entry, out var size);
+        ref readonly var entry = ref Lookup(linear, kind, out ulong offsetMask, out var fault);
         if (fault.IsFault) { host = null; return fault; }
-        ulong offset = linear & (size.Bytes() - 1);
+        ulong offset = linear & offsetMask;
         if (entry.HostBase != 0)
         {
             host = (byte*)entry.HostBase + offset;
@@ -286,32 +317,37 @@ public sealed unsafe class Mmu
         return TranslationFault.None;
     }
 
-    /// <summary>The TLB lookup, then a walk on a miss; the entry used and its (stored) page size.</summary>
-    TranslationFault Lookup(ulong linear, AccessKind kind, out TlbEntryData entry, out PageSize size)
+    /// <summary>
+    /// The TLB lookup, then a walk on a miss: the entry used (a TLB entry, or the walk's result) and the offset mask of
+    /// its stored page size. On a fault the returned entry is meaningless.
+    /// </summary>
+    ref readonly TlbEntryData Lookup(ulong linear, AccessKind kind, out ulong offsetMask, out TranslationFault fault)
     {
+        offsetMask = 0;
         if (!IsCanonical(linear))
         {
             Counters.GeneralProtectionFaults++;
-            entry = default;
-            size = default;
-            return new TranslationFault(TranslationFaultKind.GeneralProtection, linear, PageFaultErrorCode.None);
+            fault = new TranslationFault(TranslationFaultKind.GeneralProtection, linear, PageFaultErrorCode.None);
+            return ref walked;
         }
         int[] chain = kind == AccessKind.Fetch ? fetchChain : dataChain;
         for (int i = 0; i < chain.Length; i++)
         {
             int li = chain[i];
             var level = levels[li];
-            var counters = Counters.Levels[li];
+            var counters = levelCounters[li];
             counters.Lookups++;
-            if (level.Lookup(linear, pcid, out int array, out int index, out size))
+            if (level.Lookup(linear, pcid, out int array, out int index, out var size))
             {
-                entry = level.Arrays[array].Data(index);
+                var tlbArray = level.Arrays[array];
+                ref readonly var entry = ref tlbArray.Data(index);
                 Observer?.OnTlbLookup(li, linear, kind, true, size);
-                var error = AccessRights.Check(entry.Attributes, entry.ProtectionKey, kind, context);
+                var error = CheckAccess(entry, kind);
                 if (error != PageFaultErrorCode.None)
                 {
                     counters.HitsBySize[(int)size]++;
-                    return PageFault(linear, error);
+                    fault = PageFault(linear, error);
+                    return ref walked;
                 }
                 if (kind == AccessKind.Write && (entry.Attributes & TranslationAttributes.Dirty) == 0)
                 {
@@ -322,17 +358,20 @@ public sealed unsafe class Mmu
                     break;
                 }
                 counters.HitsBySize[(int)size]++;
-                level.Arrays[array].Touch(index);
+                tlbArray.Touch(index);
                 for (int j = 0; j < i; j++) FillLevel(chain[j], linear, size, entry);
-                return TranslationFault.None;
+                offsetMask = size.Bytes() - 1;
+                fault = TranslationFault.None;
+                return ref entry;
             }
             counters.Misses++;
             Observer?.OnTlbLookup(li, linear, kind, false, default);
         }
-        var fault = Walk(linear, kind, out entry, out size, commit: true, out _);
-        if (fault.IsFault) return fault;
-        foreach (int li in chain) FillLevel(li, linear, size, entry);
-        return TranslationFault.None;
+        fault = Walk(linear, kind, out walked, out var walkedSize, commit: true, out _);
+        if (fault.IsFault) return ref walked;
+        foreach (int li in chain) FillLevel(li, linear, walkedSize, walked);
+        offsetMask = walkedSize.Bytes() - 1;
+        return ref walked;
     }
 
     void FillLevel(int level, ulong linear, PageSize size, TlbEntryData entry)
