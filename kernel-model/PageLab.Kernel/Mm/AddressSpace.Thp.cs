@@ -44,9 +44,10 @@ public sealed partial class AddressSpace
     internal void DepositTable(ulong region, ulong tableFrame) => depositedTables[region] = tableFrame;
 
     /// <summary>Records a new huge mapping of the block starting at <paramref name="headFrame"/>.</summary>
-    internal void AccountHugeMapping(ulong headFrame)
+    internal void AccountHugeMapping(ulong headFrame, ulong region)
     {
         memory.Page(headFrame).MapCount = 1;
+        memory.Frames.SetOwner(headFrame, OwnerId, region >> PagingConstants.PageBits);
         ResidentPages += ThpSettings.PtesPerPmd;
     }
 
@@ -139,7 +140,7 @@ public sealed partial class AddressSpace
             memory.ZeroFrame4K(head + i);
         DepositTable(region, deposit);
         Tables.Write(pmdAddress, HugeLeafEntry(head, vma));
-        AccountHugeMapping(head);
+        AccountHugeMapping(head, region);
         thp.Counters.FaultAlloc++;
         LastHugeFaultNanoseconds = CollapseCosts.AllocateFromFreeLists + stall + ThpSettings.PtesPerPmd * CollapseCosts.ZeroPerPage;
         return FaultOutcome.HugePageAllocated;
@@ -163,6 +164,7 @@ public sealed partial class AddressSpace
         memory.Frames.SplitBlock(head);
         for (ulong i = 0; i < ThpSettings.PtesPerPmd; i++)
         {
+            memory.Frames.AddToLru(head + i);
             Tables.Write((table << PagingConstants.PageBits) + i * PagingConstants.EntrySize, new PageTableEntry(((head + i) << PagingConstants.PageBits) | flags));
         }
         Tables.Write(pmdAddress, PageTableEntry.Table(table << PagingConstants.PageBits));

@@ -1,5 +1,6 @@
 using System.Text;
 using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm.Physical;
 
 namespace PageLab.Kernel.Mm;
 
@@ -20,6 +21,8 @@ public enum FaultOutcome : byte
     CopiedOnWrite,
     /// <summary>Write to an exclusively owned read-only page: made writable in place.</summary>
     WriteReused,
+    /// <summary>The PTE held a swap entry: the page was read back from swap into a new frame.</summary>
+    SwappedIn,
     /// <summary>No VMA covers the address: SIGSEGV with SEGV_MAPERR.</summary>
     SegvMapError,
     /// <summary>A VMA covers the address but forbids the access: SIGSEGV with SEGV_ACCERR.</summary>
@@ -34,7 +37,7 @@ public enum FaultOutcome : byte
 public static class FaultOutcomeExtensions
 {
     /// <summary>True when the faulting access can be retried.</summary>
-    public static bool IsResolved(this FaultOutcome outcome) => outcome <= FaultOutcome.WriteReused;
+    public static bool IsResolved(this FaultOutcome outcome) => outcome <= FaultOutcome.SwappedIn;
 }
 
 /// <summary>
@@ -79,6 +82,20 @@ public sealed partial class AddressSpace
     {
         this.memory = memory;
         Tables = new PageTables(memory);
+        OwnerId = memory.Frames.Owners.Register(this);
+        memory.Register(this);
+    }
+
+    /// <summary>
+    /// Tears the address space down (exit_mmap): every mapping is removed, frames and swap slots are
+    /// released, the page tables are freed, and the reverse maps forget it.
+    /// </summary>
+    public void Destroy()
+    {
+        Unmap(0, TaskSize);
+        Tables.FreeAll();
+        memory.Unregister(this);
+        memory.Frames.Owners.Unregister(OwnerId);
     }
 
     public PageTables Tables { get; }
@@ -251,6 +268,11 @@ public sealed partial class AddressSpace
             if (pte.Raw == 0)
                 return;
             Tables.Write(pteAddress, default);
+            if (!MapsFrame(pte))
+            {
+                ReleaseSwapEntry(new SwapPte(pte.Raw));
+                return;
+            }
             if (pte.IsPresent)
                 flush.Add(linear);
             ReleaseMappedFrame(pte.FrameNumber);
@@ -360,6 +382,8 @@ public sealed partial class AddressSpace
         if (!Tables.TryGetPteAddress(page, allocate: true, out ulong pteAddress))
             return FaultOutcome.OutOfMemory;
         var pte = Tables.Read(pteAddress);
+        if (SwapPte.IsSwapEntry(pte.Raw))
+            return FaultSwapIn(vma, page, pteAddress, new SwapPte(pte.Raw), access);
         if (!pte.IsPresent)
             return FaultMissingPage(vma, page, pteAddress, access);
         if (access == AccessKind.Write && !pte.IsWritable)
@@ -388,11 +412,11 @@ public sealed partial class AddressSpace
             long offset = vma.FileOffsetOf(page);
             if (offset >= vma.File.Length)
                 return FaultOutcome.BusError;
-            if (!memory.TryGetPageCacheFrame(vma.File, offset >> PagingConstants.PageBits, out ulong cached, CostSink))
+            if (!memory.PageCache.TryGetFrame(vma.File, offset >> PagingConstants.PageBits, out ulong cached, CostSink))
                 return FaultOutcome.OutOfMemory;
             if (write)
             {
-                if (!memory.TryAllocateCopy(cached, FrameUse.Anonymous, out frame, CostSink))
+                if (!TryCopyPage(cached, out frame))
                     return FaultOutcome.OutOfMemory;
                 outcome = FaultOutcome.CopiedOnWrite;
             }
@@ -405,6 +429,8 @@ public sealed partial class AddressSpace
         }
         memory.Page(frame).MapCount++;
         ResidentPages++;
+        if (outcome != FaultOutcome.FilePageMapped)
+            AdoptAnonymous(frame, page);
         Tables.Write(pteAddress, LeafEntry(frame, vma, write));
         return outcome;
     }
@@ -425,7 +451,7 @@ public sealed partial class AddressSpace
         ulong frame;
         bool allocated = old == memory.ZeroFrame
             ? memory.TryAllocateZeroed(FrameUse.Anonymous, out frame, CostSink)
-            : memory.TryAllocateCopy(old, FrameUse.Anonymous, out frame, CostSink);
+            : TryCopyPage(old, out frame);
         if (!allocated)
             return FaultOutcome.OutOfMemory;
         // wp_page_copy: ptep_clear_flush, then install the private copy.
@@ -433,9 +459,23 @@ public sealed partial class AddressSpace
         memory.Guest.InvalidatePage(page);
         memory.Page(frame).MapCount++;
         ResidentPages++;
+        AdoptAnonymous(frame, page);
         Tables.Write(pteAddress, LeafEntry(frame, vma, writable: true));
         ReleaseMappedFrame(old);
         return FaultOutcome.CopiedOnWrite;
+    }
+
+    /// <summary>
+    /// Allocates a private anonymous copy of <paramref name="source"/>, holding a reference on the
+    /// source meanwhile (get_page): reclaim and compaction refuse a page with references beyond its
+    /// mappings, so the source can neither move nor go while the allocation reclaims or compacts.
+    /// </summary>
+    bool TryCopyPage(ulong source, out ulong frame)
+    {
+        memory.Page(source).RefCount++;
+        bool allocated = memory.TryAllocateCopy(source, FrameUse.Anonymous, out frame, CostSink);
+        memory.Release(source);
+        return allocated;
     }
 
     /// <summary>Linux's expand_downwards: grow vmas[index] (a GrowsDown VMA) down to the page of <paramref name="address"/>.</summary>

@@ -34,10 +34,8 @@ public interface IFrameAllocator
     /// <summary>
     /// Allocates as the overload without a node does, on the caller's
     /// preferred NUMA node, charging any direct reclaim or compaction to <paramref name="cost"/>.
-    /// Allocators without nodes or modeled costs ignore both.
     /// </summary>
-    bool TryAllocate(int order, FrameUse use, AllocationEffort effort, int preferredNode, ICostSink? cost, out ulong frameNumber) =>
-        TryAllocate(order, use, effort, out frameNumber);
+    bool TryAllocate(int order, FrameUse use, AllocationEffort effort, int preferredNode, ICostSink? cost, out ulong frameNumber);
 
     /// <summary>Returns a block obtained from a TryAllocate overload, with the same order.</summary>
     void Free(ulong frameNumber, int order);

@@ -11,7 +11,7 @@ namespace PageLab.Kernel.Mm;
 /// </summary>
 public sealed class KernelMemory
 {
-    readonly Dictionary<(IMappableFile File, long PageIndex), ulong> pageCache = [];
+    readonly List<AddressSpace> addressSpaces = [];
 
     /// <param name="physical">Emulated physical memory.</param>
     /// <param name="frames">The buddy allocator over <paramref name="physical"/>.</param>
@@ -24,6 +24,7 @@ public sealed class KernelMemory
         if (!TryAllocateZeroed(FrameUse.Kernel, out ulong zero))
             throw new InvalidOperationException("no frame for the zero page: physical memory is exhausted before the first process");
         ZeroFrame = zero;
+        PageCache = new PageCache(this);
     }
 
     public PhysicalMemory Physical { get; }
@@ -33,8 +34,15 @@ public sealed class KernelMemory
     /// <summary>The shared zero page (Linux's ZERO_PAGE): mapped read-only on read faults of anonymous memory, never refcounted.</summary>
     public ulong ZeroFrame { get; }
 
-    /// <summary>Frames holding page-cache copies of file pages.</summary>
-    public int PageCachePages => pageCache.Count;
+    /// <summary>Cached file pages.</summary>
+    public PageCache PageCache { get; }
+
+    /// <summary>Live address spaces, which the page cache's reverse map walks.</summary>
+    public IReadOnlyList<AddressSpace> AddressSpaces => addressSpaces;
+
+    internal void Register(AddressSpace space) => addressSpaces.Add(space);
+
+    internal void Unregister(AddressSpace space) => addressSpaces.Remove(space);
 
     /// <summary>The memory cgroup charged for user pages (anonymous, page cache, THPs); null means no limit.</summary>
     public MemoryCgroup? Memcg { get; set; }
@@ -66,7 +74,8 @@ public sealed class KernelMemory
     /// <summary>User memory (anonymous and page cache) is charged to the memcg.</summary>
     static bool IsCharged(FrameUse use) => use is FrameUse.Anonymous or FrameUse.PageCache;
 
-    bool TryAllocateCharged(FrameUse use, ICostSink? cost, out ulong frameNumber)
+    /// <summary>Allocates one frame (contents undefined) and charges it to the memcg if it holds user memory.</summary>
+    internal bool TryAllocateCharged(FrameUse use, ICostSink? cost, out ulong frameNumber)
     {
         if (!Frames.TryAllocate(0, use, AllocationEffort.DirectReclaimAndCompaction, preferredNode: 0, cost, out frameNumber))
             return false;
@@ -87,7 +96,7 @@ public sealed class KernelMemory
     /// make room. Freeing uncharges.
     /// </summary>
     public bool TryCharge(ulong frameNumber, int order, AllocationEffort effort, ICostSink? cost) =>
-        Memcg is null || Frames.TryCharge(Memcg, frameNumber, order, effort, cost);
+        Memcg is null || Frames.TryCharge(Memcg, frameNumber, order, cost, effort);
 
     /// <summary>NUMA node of a frame.</summary>
     public int NodeOf(ulong frameNumber) => Frames[frameNumber].Node;
@@ -130,20 +139,5 @@ public sealed class KernelMemory
     {
         if (--Frames[frameNumber].RefCount == 0)
             Frames.Free(frameNumber, 0);
-    }
-
-    /// <summary>
-    /// The page-cache frame holding page <paramref name="pageIndex"/> of <paramref name="file"/>, read
-    /// from the file on first use (bytes past the end of file are zero). The cache keeps one reference.
-    /// </summary>
-    public bool TryGetPageCacheFrame(IMappableFile file, long pageIndex, out ulong frameNumber, ICostSink? cost = null)
-    {
-        if (pageCache.TryGetValue((file, pageIndex), out frameNumber))
-            return true;
-        if (!TryAllocateZeroed(FrameUse.PageCache, out frameNumber, cost))
-            return false;
-        file.ReadAt(pageIndex << PagingConstants.PageBits, FrameSpan(frameNumber));
-        pageCache.Add((file, pageIndex), frameNumber);
-        return true;
     }
 }

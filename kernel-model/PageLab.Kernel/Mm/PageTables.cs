@@ -114,6 +114,26 @@ public sealed class PageTables
     }
 
     /// <summary>
+    /// Frees every table, the PML4 included (free_pgtables at exit, after every mapping was zapped):
+    /// the tables must no longer be in use by the MMU.
+    /// </summary>
+    public void FreeAll() => FreeTableTree(RootFrame, LevelCount);
+
+    void FreeTableTree(ulong frame, int level)
+    {
+        if (level > 1)
+        {
+            for (int i = 0; i < PagingConstants.EntriesPerTable; i++)
+            {
+                var entry = Read((frame << PagingConstants.PageBits) + (ulong)i * PagingConstants.EntrySize);
+                if (entry.IsPresent && !entry.IsLargePage)
+                    FreeTableTree(entry.FrameNumber, level - 1);
+            }
+        }
+        FreeTable(frame);
+    }
+
+    /// <summary>
     /// Calls <paramref name="visit"/>(linear, pteAddress) for every PTE slot of [start, end) that lies in
     /// an existing page table; ranges whose tables were never allocated, and huge (PMD-mapped) ranges, are skipped whole.
     /// </summary>

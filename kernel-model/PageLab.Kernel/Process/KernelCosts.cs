@@ -28,3 +28,10 @@ public interface IVirtualTime
     /// <summary>Charges kernel work to the clock.</summary>
     void Advance(ulong nanoseconds);
 }
+
+/// <summary>Charges memory-management work (reclaim, compaction, swap-in) done for a process to its clock.</summary>
+public sealed class VirtualTimeCostSink(IVirtualTime time) : Mm.ICostSink
+{
+    /// <inheritdoc/>
+    public void Charge(Mm.MmCostKind kind, ulong nanoseconds) => time.Advance(nanoseconds);
+}

@@ -64,7 +64,7 @@ public sealed partial class LinuxProcess
     {
         this.settings = settings;
         this.time = time;
-        Space = new AddressSpace(memory) { FaultHandled = OnFaultHandled };
+        Space = new AddressSpace(memory) { FaultHandled = OnFaultHandled, CostSink = new VirtualTimeCostSink(time) };
         User = new UserMemory(Space);
         FileSystem = new GuestFileSystem(settings.AllowedPaths, executablePath, ProcessId, Space.FormatMaps);
         AddMemoryFiles(memory);

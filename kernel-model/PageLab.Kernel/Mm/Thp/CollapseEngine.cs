@@ -204,14 +204,19 @@ public sealed class CollapseEngine
         return CollapseCosts.MmapWriteLock + CollapseCosts.ClearPmdAndFlush;
     }
 
-    /// <summary>__collapse_huge_page_isolate: re-check every present page now that no PTE can be used.</summary>
+    /// <summary>
+    /// __collapse_huge_page_isolate: re-read every PTE now that none can be used (the allocation and the
+    /// swap-in may have reclaimed or migrated pages since the scan) and re-check every present page.
+    /// </summary>
     CollapseResult Isolate(AddressSpace mm, out ulong cost)
     {
         var frames = mm.Memory.Frames;
         cost = 0;
         for (int i = 0; i < ThpSettings.PtesPerPmd; i++)
         {
-            var pte = new PageTableEntry(state.OldPtes[i]);
+            var pte = mm.Tables.Read(state.OldPmd.Address + (ulong)i * PagingConstants.EntrySize);
+            state.OldPtes[i] = pte.Raw;
+            if (pte.Raw != 0 && !AddressSpace.MapsFrame(pte)) return CollapseResult.PteNonPresent;
             if (!AddressSpace.MapsFrame(pte) || pte.FrameNumber == mm.Memory.ZeroFrame) continue;
             cost += CollapseCosts.IsolatePerPage;
             ref var info = ref frames[pte.FrameNumber];
@@ -261,7 +266,7 @@ public sealed class CollapseEngine
         var pmd = AddressSpace.HugeLeafEntry(state.HugeFrame, vma);
         mm.DepositTable(state.Region, state.OldPmd.FrameNumber);
         mm.Tables.Write(state.PmdAddress, pmd);
-        mm.AccountHugeMapping(state.HugeFrame);
+        mm.AccountHugeMapping(state.HugeFrame, state.Region);
         state.NewPmd = pmd;
         return CollapseCosts.InstallPmd;
     }

@@ -61,6 +61,8 @@ public enum CollapseResult : byte
     ChargeFailed,
     /// <summary>SCAN_FAIL during swap-in.</summary>
     SwapInFailed,
+    /// <summary>SCAN_PTE_NON_PRESENT: at isolation a PTE holds a swap entry (reclaim took the page after the scan).</summary>
+    PteNonPresent,
 }
 
 /// <summary>Linux's handling of each result in madvise_collapse (mm/khugepaged.c).</summary>
@@ -99,6 +101,7 @@ public static class CollapseResultRules
         CollapseResult.LackReferencedPage => "SCAN_LACK_REFERENCED_PAGE",
         CollapseResult.AllocationFailed => "SCAN_ALLOC_HUGE_PAGE_FAIL",
         CollapseResult.ChargeFailed => "SCAN_CGROUP_CHARGE_FAIL",
+        CollapseResult.PteNonPresent => "SCAN_PTE_NON_PRESENT",
         _ => "SCAN_FAIL",
     };
 }

@@ -47,7 +47,7 @@ public sealed class BuddyAllocatorTests
         var cgroup = allocator.CreateCgroup("guest", ulong.MaxValue);
         var blocksAtBoot = Enumerable.Range(0, BuddyAllocator.MaxOrder + 1).Select(order => allocator.Nodes[0].FreeBlocks(order)).ToArray();
         Assert.True(allocator.TryAllocate(BuddyAllocator.PageblockOrder, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong head));
-        Assert.True(allocator.TryCharge(cgroup, head, BuddyAllocator.PageblockOrder, AllocationEffort.FreeListsOnly, null));
+        Assert.True(allocator.TryCharge(cgroup, head, BuddyAllocator.PageblockOrder, null, AllocationEffort.FreeListsOnly));
         allocator[head].MapCount = 1;
 
         allocator.SplitBlock(head);
