@@ -33,6 +33,37 @@ public sealed unsafe class Mmu
     bool protectionKeysOn;
     // What a walk produced, for the lookup to return by reference like a TLB entry.
     TlbEntryData walked;
+    LastHits lastHits;
+
+    /// <summary>
+    /// The last first-level TLB hit of one access kind, so that the next access to the same 4 KiB page skips the
+    /// search. It is that same TLB entry: the hit is counted and the entry touched exactly as a search would. Anything
+    /// that changes a TLB level, the PCID, the control bits or the privilege context forgets it (<see cref="ForgetLastHits"/>).
+    /// </summary>
+    struct LastHit
+    {
+        public const ulong NoPage = ulong.MaxValue;
+        public ulong Page;  // linear >> 12, NoPage when empty
+        public byte* Host;  // host address of that 4 KiB page
+        public ulong Frame; // its physical frame number, for code-frame write notification
+        public TlbArray? Array;
+        public int Index;
+        public TlbLevelCounters? Counters;
+        public int Size;
+    }
+
+    [InlineArray(3)]
+    struct LastHits
+    {
+        LastHit first;
+    }
+
+    void ForgetLastHits()
+    {
+        lastHits[0].Page = LastHit.NoPage;
+        lastHits[1].Page = LastHit.NoPage;
+        lastHits[2].Page = LastHit.NoPage;
+    }
 
     /// <param name="memory">Physical memory holding page tables and data.</param>
     /// <param name="tlb">Shape of the TLB hierarchy and paging-structure caches.</param>
@@ -72,7 +103,18 @@ public sealed unsafe class Mmu
     public int MaxPhysicalAddressBits { get; }
 
     /// <summary>Receives TLB, walk and invalidation events; null (the default) costs nothing.</summary>
-    public IPagingObserver? Observer { get; set; }
+    /// <remarks>With an observer attached every access searches the TLB, so that each lookup is reported.</remarks>
+    public IPagingObserver? Observer
+    {
+        get => observer;
+        set
+        {
+            observer = value;
+            ForgetLastHits();
+        }
+    }
+
+    IPagingObserver? observer;
 
     /// <summary>Called with a frame number when a write reaches a frame the CPU marked as holding decoded code.</summary>
     public Action<ulong>? CodeFrameWritten { get; set; }
@@ -116,13 +158,14 @@ public sealed unsafe class Mmu
     {
         bool pcidEnabled = (context.Flags & ControlFlags.PcidEnable) != 0;
         bool noFlush = pcidEnabled && (value & Cr3NoFlushBit) != 0;
+        ForgetLastHits(); // the PCID may change
         Cr3 = value & ~Cr3NoFlushBit;
         pcid = pcidEnabled ? (ushort)(Cr3 & PcidMask) : (ushort)0;
         Counters.Cr3Writes++;
         if (noFlush) return;
         foreach (var level in levels) level.InvalidateAll(pcid, allPcids: false, includeGlobal: false);
         InvalidateStructureCaches(pcid, allPcids: false);
-        Observer?.OnInvalidation(InvalidationKind.Cr3Write, 0, pcid);
+        observer?.OnInvalidation(InvalidationKind.Cr3Write, 0, pcid);
     }
 
     /// <summary>
@@ -141,13 +184,14 @@ public sealed unsafe class Mmu
         if ((changed & (ControlFlags.PageGlobalEnable | ControlFlags.La57)) != 0 || pcidCleared)
         {
             FlushEverything();
-            Observer?.OnInvalidation(InvalidationKind.ControlFlagsChange, 0, pcid);
+            observer?.OnInvalidation(InvalidationKind.ControlFlagsChange, 0, pcid);
         }
         return true;
     }
 
     void SetContext(AccessContext value)
     {
+        ForgetLastHits();
         context = value;
         protectionKeysOn = (value.Flags & ControlFlags.ProtectionKeys) != 0;
         var withoutKeys = value with { Flags = value.Flags & ~ControlFlags.ProtectionKeys };
@@ -188,20 +232,61 @@ public sealed unsafe class Mmu
     /// <summary>Translates one access; on success <paramref name="physical"/> is the physical address.</summary>
     public TranslationFault Translate(ulong linear, AccessKind kind, out ulong physical)
     {
-        ref readonly var entry = ref Lookup(linear, kind, out ulong offsetMask, out var fault);
-        physical = fault.IsFault ? 0 : entry.PhysicalBase + (linear & offsetMask);
+        ref LastHit last = ref lastHits[(int)kind];
+        if ((linear >> PagingConstants.PageBits) == last.Page)
+        {
+            CountLastHit(ref last);
+            physical = (last.Frame << PagingConstants.PageBits) + (linear & PagingConstants.PageMask);
+            return TranslationFault.None;
+        }
+        ref readonly var entry = ref Lookup(linear, kind, out ulong offsetMask, out var fault, ref last);
+        if (fault.IsFault) { physical = 0; return fault; }
+        physical = entry.PhysicalBase + (linear & offsetMask);
+        Remember(ref last, linear, entry, linear & offsetMask);
         return fault;
+    }
+
+    /// <summary>Counts and touches a remembered first-level hit as the search would have.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void CountLastHit(ref LastHit last)
+    {
+        last.Counters!.Lookups++;
+        last.Counters.HitsBySize[last.Size]++;
+        last.Array!.Touch(last.Index);
+    }
+
+    /// <summary>Remembers the first-level hit <see cref="Lookup"/> described, for pages inside one host chunk.</summary>
+    void Remember(ref LastHit last, ulong linear, in TlbEntryData entry, ulong offset)
+    {
+        if (last.Array is null || entry.HostBase == 0 || observer is not null) return;
+        last.Page = linear >> PagingConstants.PageBits;
+        last.Host = (byte*)entry.HostBase + (offset & ~PagingConstants.PageMask);
+        last.Frame = (entry.PhysicalBase + offset) >> PagingConstants.PageBits;
     }
 
     /// <summary>
     /// Translates one access to a host pointer, valid up to the end of <paramref name="linear"/>'s 4 KiB page.
     /// A write to a frame holding decoded code notifies <see cref="CodeFrameWritten"/> first.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TranslationFault TranslateToHost(ulong linear, AccessKind kind, out byte* host)
     {
-        ref readonly var entry = ref Lookup(linear, kind, out ulong offsetMask, out var fault);
+        ref LastHit last = ref lastHits[(int)kind];
+        if ((linear >> PagingConstants.PageBits) != last.Page)
+            return SearchAndTranslateToHost(linear, kind, out host);
+        CountLastHit(ref last);
+        host = last.Host + (linear & PagingConstants.PageMask);
+        if (kind == AccessKind.Write) NotifyFrameWritten(last.Frame);
+        return TranslationFault.None;
+    }
+
+    TranslationFault SearchAndTranslateToHost(ulong linear, AccessKind kind, out byte* host)
+    {
+        ref LastHit last = ref lastHits[(int)kind];
+        ref readonly var entry = ref Lookup(linear, kind, out ulong offsetMask, out var fault, ref last);
         if (fault.IsFault) { host = null; return fault; }
         ulong offset = linear & offsetMask;
+        Remember(ref last, linear, entry, offset);
         if (entry.HostBase != 0)
         {
             host = (byte*)entry.HostBase + offset;
@@ -319,11 +404,14 @@ public sealed unsafe class Mmu
 
     /// <summary>
     /// The TLB lookup, then a walk on a miss: the entry used (a TLB entry, or the walk's result) and the offset mask of
-    /// its stored page size. On a fault the returned entry is meaningless.
+    /// its stored page size. On a fault the returned entry is meaningless. A hit in the first level is described in
+    /// <paramref name="hit"/> (its Array is null otherwise), for the caller to remember.
     /// </summary>
-    ref readonly TlbEntryData Lookup(ulong linear, AccessKind kind, out ulong offsetMask, out TranslationFault fault)
+    ref readonly TlbEntryData Lookup(ulong linear, AccessKind kind, out ulong offsetMask, out TranslationFault fault, ref LastHit hit)
     {
         offsetMask = 0;
+        hit.Page = LastHit.NoPage;
+        hit.Array = null;
         if (!IsCanonical(linear))
         {
             Counters.GeneralProtectionFaults++;
@@ -341,7 +429,7 @@ public sealed unsafe class Mmu
             {
                 var tlbArray = level.Arrays[array];
                 ref readonly var entry = ref tlbArray.Data(index);
-                Observer?.OnTlbLookup(li, linear, kind, true, size);
+                observer?.OnTlbLookup(li, linear, kind, true, size);
                 var error = CheckAccess(entry, kind);
                 if (error != PageFaultErrorCode.None)
                 {
@@ -359,13 +447,20 @@ public sealed unsafe class Mmu
                 }
                 counters.HitsBySize[(int)size]++;
                 tlbArray.Touch(index);
+                if (i == 0)
+                {
+                    hit.Array = tlbArray;
+                    hit.Index = index;
+                    hit.Counters = counters;
+                    hit.Size = (int)size;
+                }
                 for (int j = 0; j < i; j++) FillLevel(chain[j], linear, size, entry);
                 offsetMask = size.Bytes() - 1;
                 fault = TranslationFault.None;
                 return ref entry;
             }
             counters.Misses++;
-            Observer?.OnTlbLookup(li, linear, kind, false, default);
+            observer?.OnTlbLookup(li, linear, kind, false, default);
         }
         fault = Walk(linear, kind, out walked, out var walkedSize, commit: true, out _);
         if (fault.IsFault) return ref walked;
@@ -376,6 +471,7 @@ public sealed unsafe class Mmu
 
     void FillLevel(int level, ulong linear, PageSize size, TlbEntryData entry)
     {
+        ForgetLastHits(); // the fill may evict a remembered entry
         if (levels[level].Fill(linear, size, pcid, entry, hostAddressOf) is { } stored)
             Counters.Levels[level].FillsBySize[(int)stored]++;
     }
@@ -511,7 +607,7 @@ public sealed unsafe class Mmu
 
     TranslationFault Finish(ref WalkRecord record, bool commit)
     {
-        if (commit) Observer?.OnWalk(record);
+        if (commit) observer?.OnWalk(record);
         return record.Fault;
     }
 
@@ -532,9 +628,10 @@ public sealed unsafe class Mmu
     TranslationFault PageFault(ulong linear, PageFaultErrorCode error)
     {
         Counters.PageFaults++;
+        ForgetLastHits();
         foreach (var level in levels) level.InvalidateAddress(linear, pcid, includeGlobal: true);
         for (int i = 2; i < structureCaches.Length; i++) structureCaches[i].InvalidateAddress(linear, pcid);
-        Observer?.OnInvalidation(InvalidationKind.PageFault, linear, pcid);
+        observer?.OnInvalidation(InvalidationKind.PageFault, linear, pcid);
         return new TranslationFault(TranslationFaultKind.PageFault, linear, error);
     }
 
@@ -555,16 +652,18 @@ public sealed unsafe class Mmu
     public void Invlpg(ulong linear)
     {
         Counters.Invlpg++;
+        ForgetLastHits();
         if (!IsCanonical(linear)) return;
         foreach (var level in levels) level.InvalidateAddress(linear, pcid, includeGlobal: true);
         InvalidateStructureCaches(pcid, allPcids: false);
-        Observer?.OnInvalidation(InvalidationKind.Invlpg, linear, pcid);
+        observer?.OnInvalidation(InvalidationKind.Invlpg, linear, pcid);
     }
 
     /// <summary>INVPCID with the semantics of each type (SDM Vol. 2). The caller has checked the descriptor.</summary>
     public void Invpcid(InvpcidType type, ushort targetPcid, ulong linear)
     {
         Counters.Invpcid++;
+        ForgetLastHits();
         switch (type)
         {
             case InvpcidType.IndividualAddress:
@@ -586,19 +685,20 @@ public sealed unsafe class Mmu
             default:
                 throw new ArgumentOutOfRangeException(nameof(type));
         }
-        Observer?.OnInvalidation(InvalidationKind.Invpcid, linear, targetPcid);
+        observer?.OnInvalidation(InvalidationKind.Invpcid, linear, targetPcid);
     }
 
     /// <summary>Drops every translation of every PCID, global ones too, and every paging-structure-cache entry.</summary>
     public void FlushAll()
     {
         FlushEverything();
-        Observer?.OnInvalidation(InvalidationKind.FullFlush, 0, pcid);
+        observer?.OnInvalidation(InvalidationKind.FullFlush, 0, pcid);
     }
 
     void FlushEverything()
     {
         Counters.FullFlushes++;
+        ForgetLastHits();
         foreach (var level in levels) level.InvalidateAll(0, allPcids: true, includeGlobal: true);
         InvalidateStructureCaches(0, allPcids: true);
     }
@@ -622,7 +722,7 @@ public sealed unsafe class Mmu
         var counters = Counters.Levels[li];
         counters.Lookups += count;
         counters.HitsBySize[(int)size] += count;
-        if (Observer is { } observer)
+        if (observer is not null)
         {
             for (long i = 0; i < count; i++) observer.OnTlbLookup(li, linear, AccessKind.Fetch, true, size);
         }
