@@ -16,6 +16,7 @@ public static class CommandLine
 {
     public const string Usage = """
         usage: pagelab run [options] prog [args...]
+               pagelab demo [options]      (see pagelab demo --help)
 
         Runs a static x86-64 Linux binary on the emulated machine. Guest stdin, stdout and stderr
         are passed through; the exit status is the guest's (128 + signal when a signal killed it).
@@ -30,9 +31,14 @@ public static class CommandLine
                                   (repeatable; the program's directory is not implied)
           --seed N                seed of AT_RANDOM and getrandom (default 0)
           --memory SIZE           emulated physical memory, e.g. 512M, 4G (default 4G)
+          --numa-nodes N          split physical memory into N NUMA nodes of at least 4M (default 1)
+          --memcg-limit SIZE      memory.max of the guest's memory cgroup (default: no limit)
+          --swap SIZE             a swap device of SIZE for reclaim to write to (default: none)
           --strace                print system calls in strace's format to stderr
           --kernel-abi ABI        proposal (default: Linux 6.18 plus MADV_TRY_COLLAPSE and
                                   MADV_F_COLLAPSE_LIGHT) or 6.18 (both answer EINVAL, as 6.18 does)
+          --fragment SEED         fragment physical memory at boot (seeded): unmovable pages and clean
+                                  page cache scattered so no free 2 MiB block is left
           --thp NAME=VALUE        set /sys/kernel/mm/transparent_hugepage/NAME at boot (repeatable),
                                   e.g. --thp enabled=always --thp khugepaged/scan_sleep_millisecs=100
           -h, --help              show this help
@@ -87,7 +93,10 @@ public static class CommandLine
                 case "--max-instructions": settings.MaxInstructions = ParseCount(name, Value()); break;
                 case "--allow-path": settings.AllowedPaths.Add(Value()); break;
                 case "--seed": settings.Seed = (ulong)ParseCount(name, Value(), allowZero: true); break;
-                case "--memory": settings.MemoryBytes = ParseSize(Value()); break;
+                case "--memory": settings.MemoryBytes = ParseSize(name, Value()); break;
+                case "--numa-nodes": settings.NumaNodes = (int)Math.Min(ParseCount(name, Value()), 255); break;
+                case "--memcg-limit": settings.MemcgLimitBytes = ParseSize(name, Value()); break;
+                case "--swap": settings.SwapBytes = ParseSize(name, Value()); break;
                 case "--kernel-abi":
                     settings.KernelAbi = Value() switch
                     {
@@ -97,11 +106,14 @@ public static class CommandLine
                     };
                     break;
                 case "--thp": settings.ThpKnobs.Add(ParseThpKnob(Value())); break;
+                case "--fragment": settings.FragmentationSeed = (int)Math.Min(int.MaxValue, ParseCount(name, Value(), allowZero: true)); break;
                 default: throw new UsageException($"unknown option '{word}'");
             }
         }
         if (i >= words.Count)
             throw new UsageException("no program given");
+        if (settings.MemoryBytes / (ulong)settings.NumaNodes < 4UL << 20)
+            throw new UsageException($"each of the {settings.NumaNodes} NUMA nodes needs at least 4M of --memory");
         settings.Program = words[i];
         settings.Arguments.AddRange(words.Skip(i + 1));
         return settings;
@@ -129,17 +141,17 @@ public static class CommandLine
     }
 
     /// <summary>A size in bytes with an optional K, M, G or T suffix (powers of 1024), rounded up to 2 MiB; 2 MiB to 1 TiB.</summary>
-    public static ulong ParseSize(string text)
+    public static ulong ParseSize(string name, string text)
     {
         const ulong Chunk = 2UL << 20;
         int shift = text.Length == 0 ? 0 : char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, 'T' => 40, _ => 0 };
         string digits = shift == 0 ? text : text[..^1];
         if (!ulong.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out ulong value) || value == 0 || value > (1UL << 40) >> shift)
-            throw new UsageException($"option --memory needs a size between 2M and 1T (e.g. 512M, 4G), not '{text}'");
+            throw new UsageException($"option {name} needs a size between 2M and 1T (e.g. 512M, 4G), not '{text}'");
         ulong bytes = value << shift;
         bytes = (bytes + Chunk - 1) / Chunk * Chunk;
         if (bytes > 1UL << 40)
-            throw new UsageException($"option --memory needs a size between 2M and 1T, not '{text}'");
+            throw new UsageException($"option {name} needs a size between 2M and 1T, not '{text}'");
         return bytes;
     }
 }

@@ -6,6 +6,18 @@ if (args.Length == 0 || args[0] is "-h" or "--help")
     (args.Length == 0 ? error : Console.Out).WriteLine(CommandLine.Usage);
     return args.Length == 0 ? 2 : 0;
 }
+if (args[0] == "demo")
+{
+    try
+    {
+        return DemoCommand.Execute(args[1..], Console.Out, error);
+    }
+    catch (UsageException ex)
+    {
+        error.WriteLine($"pagelab: {ex.Message}\n\n{DemoCommand.Usage}");
+        return 2;
+    }
+}
 if (args[0] != "run")
 {
     error.WriteLine($"pagelab: unknown command '{args[0]}'\n\n{CommandLine.Usage}");

@@ -17,28 +17,57 @@ public static class RunCommand
 
     public static int Execute(RunSettings settings, TextWriter error)
     {
+        var run = RunGuest(settings, error, standardOutput: null);
+        using var machine = run.Machine;
+        if (machine is not null && (settings.Stats || settings.StatsJsonPath is not null))
+        {
+            var statistics = RunStatistics.Collect(machine, settings.Program, run.Outcome!, run.Wall);
+            if (settings.Stats)
+                error.Write(statistics.ToText());
+            if (settings.StatsJsonPath is { } path)
+                File.WriteAllText(path, statistics.ToJson());
+        }
+        return run.ExitStatus;
+    }
+
+    /// <summary>A finished guest run: the exit status a shell sees and, when the guest ran, its machine (to be disposed) and outcome.</summary>
+    public sealed record GuestRun(int ExitStatus, Machine? Machine, RunOutcome? Outcome, TimeSpan Wall);
+
+    /// <summary>
+    /// Builds a machine from <paramref name="settings"/>, loads the program and runs it to the end.
+    /// <paramref name="standardOutput"/> replaces the guest's stdout when given (the demo captures it).
+    /// </summary>
+    public static GuestRun RunGuest(RunSettings settings, TextWriter error, OpenFile? standardOutput)
+    {
         if (OpenProgram(settings.Program, out var executable, out string canonical, out int status) is { } message)
         {
             error.WriteLine($"pagelab: {settings.Program}: {message}");
-            return status;
+            return new GuestRun(status, null, null, TimeSpan.Zero);
         }
 
+        var process = new ProcessSettings
+        {
+            AllowedPaths = settings.AllowedPaths,
+            Seed = settings.Seed,
+            Credentials = HostIdentity.Current(),
+            Strace = settings.Strace ? error : null,
+            KernelAbi = settings.KernelAbi,
+        };
+        if (standardOutput is not null)
+            process = process with { StandardStreams = [process.StandardStreams[0], standardOutput, process.StandardStreams[2]] };
         var machineSettings = new MachineSettings
         {
             MemoryBytes = settings.MemoryBytes,
+            NumaNodes = settings.NumaNodes,
+            MemcgLimitBytes = settings.MemcgLimitBytes,
+            SwapBytes = settings.SwapBytes,
             Tlb = settings.Tlb,
             MaxInstructions = settings.MaxInstructions,
             ThpKnobs = settings.ThpKnobs,
-            Process = new ProcessSettings
-            {
-                AllowedPaths = settings.AllowedPaths,
-                Seed = settings.Seed,
-                Credentials = HostIdentity.Current(),
-                Strace = settings.Strace ? error : null,
-                KernelAbi = settings.KernelAbi,
-            },
+            Fragmentation = settings.FragmentationSeed is { } seed ? new PageLab.Kernel.Mm.Physical.FragmentationOptions { Seed = seed, FreePageblocksLeft = settings.FragmentationFreeBlocks } : null,
+            Process = process,
         };
-        using var machine = new Machine(machineSettings, canonical);
+        var machine = new Machine(machineSettings, canonical);
         var random = new byte[16];
         new DeterministicRandom(settings.Seed ^ 0xa7_5eed).Fill(random);
         try
@@ -49,13 +78,14 @@ public static class RunCommand
                 Arguments = [settings.Program, .. settings.Arguments],
                 Environment = HostEnvironment(),
                 RandomBytes = random,
-                Credentials = machineSettings.Process.Credentials,
+                Credentials = process.Credentials,
             });
         }
         catch (ElfLoadException ex)
         {
+            machine.Dispose();
             error.WriteLine($"pagelab: {settings.Program}: cannot execute: {ex.Message}");
-            return CannotExecute;
+            return new GuestRun(CannotExecute, null, null, TimeSpan.Zero);
         }
 
         var wall = Stopwatch.StartNew();
@@ -64,16 +94,7 @@ public static class RunCommand
         error.Flush();
         if (outcome.Report is { } report)
             error.WriteLine(report);
-
-        if (settings.Stats || settings.StatsJsonPath is not null)
-        {
-            var statistics = RunStatistics.Collect(machine, settings.Program, outcome, wall.Elapsed);
-            if (settings.Stats)
-                error.Write(statistics.ToText());
-            if (settings.StatsJsonPath is { } path)
-                File.WriteAllText(path, statistics.ToJson());
-        }
-        return outcome.ExitStatus;
+        return new GuestRun(outcome.ExitStatus, machine, outcome, wall.Elapsed);
     }
 
     /// <summary>Opens the program read-only; null on success, else the message and exit status a shell would give.</summary>
@@ -86,6 +107,12 @@ public static class RunCommand
         {
             status = CannotExecute;
             return "Is a directory";
+        }
+        // execve needs execute permission (any x bit the caller holds), as the kernel checks.
+        if (!OperatingSystem.IsWindows() && File.Exists(program) && (File.GetUnixFileMode(program) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
+        {
+            status = CannotExecute;
+            return ErrnoText.Describe(Errno.EACCES);
         }
         int result = HostFile.OpenReadOnly(program, out file);
         if (result < 0)

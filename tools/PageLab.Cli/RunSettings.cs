@@ -35,11 +35,26 @@ public sealed class RunSettings
     /// <summary>--memory SIZE: emulated physical memory, bytes or with a K/M/G/T suffix, rounded up to 2 MiB. Default 4G.</summary>
     public ulong MemoryBytes { get; set; } = 4UL << 30;
 
+    /// <summary>--numa-nodes N: split physical memory into N NUMA nodes. Default 1.</summary>
+    public int NumaNodes { get; set; } = 1;
+
+    /// <summary>--memcg-limit SIZE: memory.max of the cgroup the guest is charged to; over it, reclaim inside the group, then OOM. Default: no limit.</summary>
+    public ulong MemcgLimitBytes { get; set; }
+
+    /// <summary>--swap SIZE: a swap device of SIZE, where reclaim writes anonymous pages. Default: no swap.</summary>
+    public ulong SwapBytes { get; set; }
+
     /// <summary>--strace: print every system call in strace's format to stderr.</summary>
     public bool Strace { get; set; }
 
     /// <summary>--kernel-abi proposal|6.18: with 6.18, MADV_TRY_COLLAPSE and MADV_F_COLLAPSE_LIGHT answer EINVAL, as Linux 6.18 does. Default proposal.</summary>
     public PageLab.Kernel.KernelAbi KernelAbi { get; set; }
+
+    /// <summary>--fragment SEED: fragment physical memory at boot with this seed (no free order-9 block left; compaction or reclaim needed for huge pages). Default: a fresh machine.</summary>
+    public int? FragmentationSeed { get; set; }
+
+    /// <summary>With --fragment: free 2 MiB blocks left untouched (few rather than none). Default 0; the demo leaves a few.</summary>
+    public int FragmentationFreeBlocks { get; set; }
 
     /// <summary>--thp NAME=VALUE (repeatable): THP sysfs knobs set at boot, e.g. enabled=always, khugepaged/scan_sleep_millisecs=100.</summary>
     public List<(string Name, string Value)> ThpKnobs { get; } = [];

@@ -28,7 +28,11 @@ namespace PageLab.Cli;
 ///   "walks": { "total": 3, "memoryReferences": 12, "bySize": { "4K": 3, "2M": 0, "1G": 0 },
 ///              "pagingStructureCacheHits": { "pml5": 0, "pml4": 0, "pdpt": 1, "pd": 2 }, "dirtyBitWalks": 0 },
 ///   "invalidations": { "invlpg": 1, "invpcid": 0, "cr3Writes": 2, "fullFlushes": 0 },
-///   "memory": { "residentPages": 40, "pageTableFrames": 6, "physicalBytes": 4294967296, "hostBackedBytes": 4194304 }
+///   "memory": { "residentPages": 40, "pageTableFrames": 6, "physicalBytes": 4294967296, "hostBackedBytes": 4194304 },
+///   "hugePages": { "mapped": 3, "faultAlloc": 1, "faultFallback": 0, "splitPmd": 0,
+///                  "collapses": [ { "policy": "MADV_COLLAPSE", "attempts": 4, "results": { "SCAN_SUCCEED": 3, "SCAN_ALLOC_HUGE_PAGE_FAIL": 1 } } ],
+///                  "phaseNanoseconds": { "Scan": 10240, "AllocateAndCharge": 8000, ... },
+///                  "stallNanoseconds": 0, "callerNanoseconds": 1200000, "khugepagedNanoseconds": 0 }
 /// }
 /// </code>
 /// </summary>
@@ -46,7 +50,8 @@ public sealed record RunStatistics(
     TlbStatistics Tlb,
     WalkStatistics Walks,
     InvalidationStatistics Invalidations,
-    MemoryStatistics Memory)
+    MemoryStatistics Memory,
+    HugePageStatistics HugePages)
 {
     static readonly JsonSerializerOptions JsonOptions = new()
     {
@@ -86,7 +91,8 @@ public sealed record RunStatistics(
                     ["pd"] = counters.PagingStructureCacheHits[(int)PagingLevel.PageDirectory],
                 }, counters.DirtyBitWalks),
             Invalidations: new InvalidationStatistics(counters.Invlpg, counters.Invpcid, counters.Cr3Writes, counters.FullFlushes),
-            Memory: new MemoryStatistics(process.Space.ResidentPages, process.Space.Tables.TableFrames, machine.Memory.Physical.Size, machine.Memory.Physical.BackedBytes));
+            Memory: new MemoryStatistics(process.Space.ResidentPages, process.Space.Tables.TableFrames, machine.Memory.Physical.Size, machine.Memory.Physical.BackedBytes),
+            HugePages: HugePageStatistics.Collect(machine));
     }
 
     static Dictionary<string, long> BySize(long[] values) => new()
@@ -124,6 +130,14 @@ public sealed record RunStatistics(
         Line("walk cache hits", string.Join(" ", Walks.PagingStructureCacheHits.Select(p => $"{p.Key} {p.Value:N0}")));
         Line("invalidations", $"invlpg {Invalidations.Invlpg} invpcid {Invalidations.Invpcid} cr3 writes {Invalidations.Cr3Writes} full flushes {Invalidations.FullFlushes}");
         Line("resident pages", $"{Memory.ResidentPages} (+{Memory.PageTableFrames} page-table frames)");
+        Line("huge pages mapped", $"{HugePages.Mapped} (fault alloc {HugePages.FaultAlloc}, fallback {HugePages.FaultFallback}, PMD splits {HugePages.SplitPmd})");
+        foreach (var collapse in HugePages.Collapses)
+            Line($"collapses {collapse.Policy}", $"{collapse.Attempts} regions: {string.Join(", ", collapse.Results.Select(r => $"{r.Key} {r.Value}"))}");
+        if (HugePages.Collapses.Length > 0)
+        {
+            Line("collapse time", $"caller {HugePages.CallerNanoseconds / 1e3:F1} us, khugepaged {HugePages.KhugepagedNanoseconds / 1e3:F1} us, of which reclaim/compaction stall {HugePages.StallNanoseconds / 1e3:F1} us");
+            Line("collapse phases", string.Join(" ", HugePages.PhaseNanoseconds.Where(p => p.Value > 0).Select(p => $"{p.Key} {p.Value / 1e3:F1}us")));
+        }
         return text.ToString();
     }
 }
@@ -134,4 +148,24 @@ public sealed record TlbStatistics(string Preset, TlbLevelStatistics[] Levels);
 public sealed record TlbLevelStatistics(string Name, long Lookups, long Hits, long Misses, Dictionary<string, long> HitsBySize, Dictionary<string, long> FillsBySize);
 public sealed record WalkStatistics(long Total, long MemoryReferences, Dictionary<string, long> BySize, Dictionary<string, long> PagingStructureCacheHits, long DirtyBitWalks);
 public sealed record InvalidationStatistics(long Invlpg, long Invpcid, long Cr3Writes, long FullFlushes);
+public sealed record CollapseStatisticsEntry(string Policy, long Attempts, Dictionary<string, long> Results);
+
+/// <summary>THP activity of a run: huge mappings, fault-time THP, collapses by policy and result, modeled time.</summary>
+public sealed record HugePageStatistics(
+    int Mapped, long FaultAlloc, long FaultFallback, long SplitPmd, CollapseStatisticsEntry[] Collapses,
+    Dictionary<string, ulong> PhaseNanoseconds, ulong StallNanoseconds, ulong CallerNanoseconds, ulong KhugepagedNanoseconds)
+{
+    public static HugePageStatistics Collect(Machine machine)
+    {
+        var thp = machine.Memory.Thp;
+        var statistics = thp.Engine.Statistics;
+        return new HugePageStatistics(
+            machine.Process.Space.HugeMappings, thp.Counters.FaultAlloc, thp.Counters.FaultFallback, thp.Counters.SplitPmd,
+            [.. statistics.ByPolicy().Select(p => new CollapseStatisticsEntry(p.Policy, p.Attempts,
+                p.Results.ToDictionary(r => PageLab.Kernel.Mm.Thp.CollapseResultRules.LinuxName(r.Result), r => r.Count)))],
+            Enum.GetValues<PageLab.Kernel.Mm.Thp.CollapsePhase>().ToDictionary(p => p.ToString(), p => statistics.NanosecondsByPhase[(int)p]),
+            statistics.StallNanoseconds, statistics.CallerNanoseconds, statistics.KhugepagedNanoseconds);
+    }
+}
+
 public sealed record MemoryStatistics(long ResidentPages, int PageTableFrames, ulong PhysicalBytes, ulong HostBackedBytes);

@@ -103,6 +103,7 @@ public sealed unsafe partial class Cpu
                 G(11) = Rflags & ~0x1_0000UL; // RF cleared
                 return ExecResult.Syscall;
             case Op.Vector: return ExecuteVector(ref d);
+            case Op.X87: return ExecuteX87(ref d);
             case Op.System: return ExecuteSystem(ref d);
             default: return ExecResult.Invalid;
         }

@@ -78,49 +78,136 @@ public sealed unsafe partial class Cpu
         }
     }
 
+    /// <summary>
+    /// Host pointer for an access inside one page. The CPU remembers the last few data pages it
+    /// translated; while their L1 DTLB entries cannot have been evicted (only data accesses use that
+    /// level, and no data lookup has missed it since), an access to one of them is counted as the
+    /// hit a real DTLB would have, without searching it again. A write takes the fast path only on a
+    /// page a write translated (its entry is then writable and dirty).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    bool TryDataPointer(ulong address, AccessKind kind, out byte* host)
+    {
+        ulong page = address & ~PageMask;
+        for (int i = 0; i < DataPageSlots; i++)
+        {
+            ref var entry = ref dataPages[i];
+            if (entry.Linear != page) continue;
+            if (kind == AccessKind.Write && !entry.Writable) break;
+            entry.PendingHits++;
+            entry.LastUse = ++dataPageClock;
+            if (kind == AccessKind.Write) mmu.NotifyFrameWritten(entry.Frame);
+            host = entry.Host + (address & PageMask);
+            return true;
+        }
+        return TryDataPointerSlow(address, kind, out host);
+    }
+
+    bool TryDataPointerSlow(ulong address, AccessKind kind, out byte* host)
+    {
+        ReportDataHits();
+        long missesBefore = firstDataLevel?.Misses ?? 0;
+        var fault = TranslateToFrame(address, kind, out ulong physical, out host);
+        if (fault.IsFault)
+        {
+            LeaveDataPages();
+            pendingFault = fault;
+            return false;
+        }
+        ulong frame = physical >> PagingConstants.PageBits;
+        if (kind == AccessKind.Write) mmu.NotifyFrameWritten(frame);
+        if (!fastTranslations) return true;
+        // A miss filled the level and may have evicted any remembered page.
+        if (firstDataLevel!.Misses != missesBefore) LeaveDataPages();
+        ulong page = address & ~PageMask;
+        int slot = 0;
+        for (int i = 0; i < DataPageSlots; i++)
+        {
+            if (dataPages[i].Linear == page) { slot = i; break; }
+            if (dataPages[i].LastUse < dataPages[slot].LastUse) slot = i;
+        }
+        dataPages[slot] = new DataPage
+        {
+            Linear = page,
+            Host = host - (address & PageMask),
+            Frame = frame,
+            Writable = kind == AccessKind.Write,
+            LastUse = ++dataPageClock,
+        };
+        return true;
+    }
+
+    /// <summary>Reports the remembered pages' hits to the MMU, in the order of their last use (before any other data lookup).</summary>
+    void ReportDataHits()
+    {
+        while (true)
+        {
+            int oldest = -1;
+            for (int i = 0; i < DataPageSlots; i++)
+            {
+                if (dataPages[i].PendingHits != 0 && (oldest < 0 || dataPages[i].LastUse < dataPages[oldest].LastUse)) oldest = i;
+            }
+            if (oldest < 0) return;
+            ref var entry = ref dataPages[oldest];
+            mmu.RecordRepeatedHits(entry.Linear, AccessKind.Read, entry.PendingHits);
+            entry.PendingHits = 0;
+        }
+    }
+
+    /// <summary>Reports and forgets every remembered data page.</summary>
+    void LeaveDataPages()
+    {
+        ReportDataHits();
+        for (int i = 0; i < DataPageSlots; i++) dataPages[i] = new DataPage { Linear = ulong.MaxValue };
+    }
+
+    /// <summary>Translates through the TLBs and returns the frame's host pointer; physical addresses beyond memory are a machine check.</summary>
+    TranslationFault TranslateToFrame(ulong linear, AccessKind kind, out ulong physical, out byte* host)
+    {
+        host = null;
+        var fault = mmu.Translate(linear, kind, out physical);
+        if (fault.IsFault) return fault;
+        if (!mmu.Memory.Contains(physical & ~PageMask, PageSize))
+        {
+            mmu.Counters.MachineChecks++;
+            return new TranslationFault(TranslationFaultKind.MachineCheck, linear, PageFaultErrorCode.None);
+        }
+        host = mmu.Memory.PointerTo(physical);
+        return TranslationFault.None;
+    }
+
+    /// <summary>Records the fault of an access that crossed a page (through the MMU's multi-page paths).</summary>
+    bool CrossingResult(TranslationFault fault)
+    {
+        if (!fault.IsFault) return true;
+        pendingFault = fault;
+        return false;
+    }
+
     /// <summary>Reads 1, 2, 4 or 8 bytes through the data TLB.</summary>
     bool TryRead(ulong address, int size, out ulong value)
     {
-        TranslationFault fault;
         if (InOnePage(address, size))
         {
-            fault = mmu.TranslateToHost(address, AccessKind.Read, out byte* host);
-            if (!fault.IsFault)
-            {
-                value = LoadHost(host, size);
-                return true;
-            }
-            value = 0;
+            bool ok = TryDataPointer(address, AccessKind.Read, out byte* host);
+            value = ok ? LoadHost(host, size) : 0;
+            return ok;
         }
-        else
-        {
-            fault = mmu.Read(address, size, out value);
-            if (!fault.IsFault) return true;
-        }
-        pendingFault = fault;
-        return false;
+        LeaveDataPages();
+        return CrossingResult(mmu.Read(address, size, out value));
     }
 
     /// <summary>Writes 1, 2, 4 or 8 bytes; nothing is written unless every page accepts the write.</summary>
     bool TryWrite(ulong address, int size, ulong value)
     {
-        TranslationFault fault;
         if (InOnePage(address, size))
         {
-            fault = mmu.TranslateToHost(address, AccessKind.Write, out byte* host);
-            if (!fault.IsFault)
-            {
-                StoreHost(host, size, value);
-                return true;
-            }
+            if (!TryDataPointer(address, AccessKind.Write, out byte* host)) return false;
+            StoreHost(host, size, value);
+            return true;
         }
-        else
-        {
-            fault = mmu.Write(address, size, value);
-            if (!fault.IsFault) return true;
-        }
-        pendingFault = fault;
-        return false;
+        LeaveDataPages();
+        return CrossingResult(mmu.Write(address, size, value));
     }
 
     /// <summary>
@@ -130,25 +217,15 @@ public sealed unsafe partial class Cpu
     /// </summary>
     bool TryReadForWrite(ulong address, int size, out ulong value, out byte* host)
     {
-        TranslationFault fault;
         if (InOnePage(address, size))
         {
-            fault = mmu.TranslateToHost(address, AccessKind.Write, out host);
-            if (!fault.IsFault)
-            {
-                value = LoadHost(host, size);
-                return true;
-            }
-            value = 0;
+            bool ok = TryDataPointer(address, AccessKind.Write, out host);
+            value = ok ? LoadHost(host, size) : 0;
+            return ok;
         }
-        else
-        {
-            host = null;
-            fault = mmu.Read(address, size, out value);
-            if (!fault.IsFault) return true;
-        }
-        pendingFault = fault;
-        return false;
+        host = null;
+        LeaveDataPages();
+        return CrossingResult(mmu.Read(address, size, out value));
     }
 
     bool TryWriteBack(byte* host, ulong address, int size, ulong value)
@@ -163,47 +240,29 @@ public sealed unsafe partial class Cpu
 
     bool TryRead128(ulong address, out Vector128<byte> value)
     {
-        TranslationFault fault;
         if (InOnePage(address, 16))
         {
-            fault = mmu.TranslateToHost(address, AccessKind.Read, out byte* host);
-            if (!fault.IsFault)
-            {
-                value = Vector128.Load(host);
-                return true;
-            }
-            value = default;
+            bool ok = TryDataPointer(address, AccessKind.Read, out byte* host);
+            value = ok ? Vector128.Load(host) : default;
+            return ok;
         }
-        else
-        {
-            Vector128<byte> buffer = default;
-            fault = mmu.ReadBytes(address, new Span<byte>(&buffer, 16));
-            value = buffer;
-            if (!fault.IsFault) return true;
-        }
-        pendingFault = fault;
-        return false;
+        LeaveDataPages();
+        Vector128<byte> buffer = default;
+        bool read = CrossingResult(mmu.ReadBytes(address, new Span<byte>(&buffer, 16)));
+        value = buffer;
+        return read;
     }
 
     bool TryWrite128(ulong address, Vector128<byte> value)
     {
-        TranslationFault fault;
         if (InOnePage(address, 16))
         {
-            fault = mmu.TranslateToHost(address, AccessKind.Write, out byte* host);
-            if (!fault.IsFault)
-            {
-                value.Store(host);
-                return true;
-            }
+            if (!TryDataPointer(address, AccessKind.Write, out byte* host)) return false;
+            value.Store(host);
+            return true;
         }
-        else
-        {
-            fault = mmu.WriteBytes(address, new ReadOnlySpan<byte>(&value, 16));
-            if (!fault.IsFault) return true;
-        }
-        pendingFault = fault;
-        return false;
+        LeaveDataPages();
+        return CrossingResult(mmu.WriteBytes(address, new ReadOnlySpan<byte>(&value, 16)));
     }
 
     /// <summary>Reads the source operand (operand 1) of an integer instruction at <paramref name="size"/> bytes.</summary>

@@ -4,7 +4,7 @@ using Iced.Intel;
 
 namespace PageLab.Emulator.Cpu;
 
-/// <summary>The SSE/SSE2 subset (and x87 control-word instructions) the interpreter implements.</summary>
+/// <summary>The SSE/SSE2 subset the interpreter implements.</summary>
 internal static class VectorInstructions
 {
     public static bool IsImplemented(in Instruction instruction)
@@ -52,8 +52,7 @@ internal static class VectorInstructions
                 or Mnemonic.Cvtss2si or Mnemonic.Cvtsd2si or Mnemonic.Cvtss2sd or Mnemonic.Cvtsd2ss
                 or Mnemonic.Cvtdq2ps or Mnemonic.Cvtdq2pd or Mnemonic.Cvtps2dq or Mnemonic.Cvttps2dq
                 or Mnemonic.Cvtpd2dq or Mnemonic.Cvttpd2dq or Mnemonic.Cvtps2pd or Mnemonic.Cvtpd2ps
-                or Mnemonic.Ldmxcsr or Mnemonic.Stmxcsr
-                or Mnemonic.Fnstcw or Mnemonic.Fldcw or Mnemonic.Fnstsw or Mnemonic.Fninit or Mnemonic.Wait => true,
+                or Mnemonic.Ldmxcsr or Mnemonic.Stmxcsr => true,
             // MOVSD and CMPSD name both a string instruction and an SSE2 one.
             Mnemonic.Movsd => instruction.Code != Code.Movsd_m32_m32,
             Mnemonic.Cmpsd => instruction.Code != Code.Cmpsd_m32_m32,
@@ -69,24 +68,23 @@ public sealed unsafe partial class Cpu
 {
     /// <summary>MXCSR after reset: all exceptions masked, round to nearest.</summary>
     public const uint DefaultMxcsr = 0x1F80;
-    /// <summary>x87 control word after FNINIT: all exceptions masked, 64-bit precision, round to nearest.</summary>
-    public const ushort DefaultX87ControlWord = 0x037F;
-
     /// <summary>MXCSR as the guest last loaded it. The arithmetic always rounds to nearest (see the report of unsupported modes).</summary>
     public uint Mxcsr { get; set; }
-
-    /// <summary>The x87 control word (glibc's fegetround reads it with FNSTCW); x87 arithmetic is not implemented.</summary>
-    public ushort X87ControlWord { get; set; }
 
     /// <summary>Reads operand 1 of a vector instruction (an XMM register or memory of its size, aligned when the instruction demands).</summary>
     ExecResult TryVectorSource(ref DecodedInstruction d, out Vector128<byte> value)
     {
-        if (d.Kind1 == OperandKind.Register)
+        switch (d.Kind1)
         {
-            value = X(d.Reg1);
-            return ExecResult.Continue;
+            case OperandKind.Register:
+                value = X(d.Reg1);
+                return ExecResult.Continue;
+            case OperandKind.Memory:
+                return TryVectorMemory(ref d, d.SourceSize, out value);
+            default:
+                value = default; // an immediate count (PSLLDQ, PSRLW xmm, imm8...): the handler reads it
+                return ExecResult.Continue;
         }
-        return TryVectorMemory(ref d, d.SourceSize, out value);
     }
 
     ExecResult TryVectorMemory(ref DecodedInstruction d, int size, out Vector128<byte> value)
@@ -163,27 +161,6 @@ public sealed unsafe partial class Cpu
             }
             case Mnemonic.Stmxcsr:
                 return TryWrite(EffectiveAddress(ref d), 4, Mxcsr) ? ExecResult.Continue : ExecResult.Fault;
-            case Mnemonic.Fnstcw:
-                return TryWrite(EffectiveAddress(ref d), 2, X87ControlWord) ? ExecResult.Continue : ExecResult.Fault;
-            case Mnemonic.Fldcw:
-            {
-                if (!TryRead(EffectiveAddress(ref d), 2, out ulong value)) return ExecResult.Fault;
-                X87ControlWord = (ushort)value;
-                return ExecResult.Continue;
-            }
-            case Mnemonic.Fnstsw:
-                // No x87 arithmetic runs, so the status word stays clear (empty stack, no exceptions).
-                if (d.Kind0 == OperandKind.Register)
-                {
-                    WriteRegister(d.Reg0, 2, 0);
-                    return ExecResult.Continue;
-                }
-                return TryWrite(EffectiveAddress(ref d), 2, 0) ? ExecResult.Continue : ExecResult.Fault;
-            case Mnemonic.Fninit:
-                X87ControlWord = DefaultX87ControlWord;
-                return ExecResult.Continue;
-            case Mnemonic.Wait:
-                return ExecResult.Continue;
             case Mnemonic.Cvtsi2ss or Mnemonic.Cvtsi2sd: return ConvertFromInteger(ref d);
             case Mnemonic.Cvttss2si or Mnemonic.Cvttsd2si or Mnemonic.Cvtss2si or Mnemonic.Cvtsd2si: return ConvertToInteger(ref d);
             case Mnemonic.Ucomiss or Mnemonic.Ucomisd or Mnemonic.Comiss or Mnemonic.Comisd: return CompareOrdered(ref d);

@@ -83,6 +83,38 @@ public sealed unsafe partial class Cpu
     // An instruction crossing a page boundary is decoded on every execution and never cached: its
     // second page may be remapped independently of the first.
     readonly DecodedInstruction[] crossPageInstruction = new DecodedInstruction[1];
+
+    /// <summary>A data page whose first-level DTLB entry is known to be present (see TryDataPointer).</summary>
+    struct DataPage
+    {
+        public ulong Linear;
+        public byte* Host;
+        public ulong Frame;
+        public bool Writable;
+        /// <summary>Accesses served since the MMU last counted this page.</summary>
+        public long PendingHits;
+        public long LastUse;
+    }
+
+    [InlineArray(DataPageSlots)]
+    struct DataPageSet
+    {
+        DataPage element0;
+    }
+
+    /// <summary>Data pages remembered at once: a loop typically touches its stack, one or two arrays and a table.</summary>
+    const int DataPageSlots = 4;
+    DataPageSet dataPages;
+    long dataPageClock;
+    /// <summary>Counters of the first data TLB level: a miss there (a fill) may evict remembered pages.</summary>
+    TlbLevelCounters? firstDataLevel;
+
+    /// <summary>
+    /// Whether same-page fetches and data accesses may be counted as first-level TLB hits without a
+    /// search: only when the first fetch level serves only fetches and the first data level only data
+    /// (so nothing else can evict the entry), and no observer wants every lookup as it happens.
+    /// </summary>
+    bool fastTranslations;
     readonly byte[] crossPageBytes = new byte[InstructionDecoder.MaxInstructionLength];
 
     /// <summary>Creates a CPU in 64-bit user mode with all registers zero and RFLAGS = 0x202.</summary>
@@ -96,9 +128,11 @@ public sealed unsafe partial class Cpu
         Clock = clock;
         mmu.UserMode = true;
         mmu.CodeFrameWritten = OnCodeFrameWritten;
+        LeaveTranslations();
         flags = CpuFlags.InitialUser;
         Mxcsr = DefaultMxcsr;
-        X87ControlWord = DefaultX87ControlWord;
+        x87Image = (byte*)NativeMemory.AlignedAlloc(HostX87.ImageSize * 3, 64);
+        ResetX87();
     }
 
     /// <summary>The MMU every access goes through.</summary>
@@ -154,36 +188,44 @@ public sealed unsafe partial class Cpu
     /// stop, or an exception the host does not resolve. On a stop for an exception, RIP is the
     /// address of the instruction that raised it and no state it would have changed has changed.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public CpuStopReason Run(long maxInstructions)
     {
         stopRequested = false;
         retiredThisRun = 0;
         retiredPublished = 0;
         // Mappings may have changed since the last run: the next fetch looks the page up again.
-        LeaveFetchPage();
+        LeaveTranslations();
         CpuStopReason reason;
         while (true)
         {
             if (retiredThisRun >= maxInstructions) { reason = CpuStopReason.InstructionLimit; break; }
             if (stopRequested) { reason = CpuStopReason.StopRequested; break; }
 
-            DecodedInstruction[] entries;
-            int index;
+            // Fast path: RIP on the current fetch page, instruction already decoded. The slot table has
+            // one entry per byte of the page and holds valid indices only, so no bounds checks are needed.
+            ref DecodedInstruction d = ref Unsafe.NullRef<DecodedInstruction>();
             ulong offset = rip - fetchLinearBase;
             DecodedPage? page = fetchPage;
-            if (offset < PageSize && page != null && (index = page.Slots[offset] - 1) >= 0)
+            int slot = 0;
+            if (offset < PageSize && page != null)
+                slot = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(page.Slots), (nint)offset);
+            if (slot != 0)
             {
-                entries = page.Entries;
+                d = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(page!.Entries), slot - 1);
                 pendingFetchHits++;
             }
-            else if (!FetchSlow(out entries, out index))
+            else if (FetchSlow(out var entries, out int index))
+            {
+                d = ref entries[index];
+            }
+            else
             {
                 if (HandleFault()) continue;
                 reason = CpuStopReason.UnhandledFault;
                 break;
             }
 
-            ref DecodedInstruction d = ref entries[index];
             nextRip = rip + d.Length;
             var result = Execute(ref d);
             if (result == ExecResult.Continue)
@@ -198,7 +240,7 @@ public sealed unsafe partial class Cpu
                 retiredThisRun++;
                 Retire();
                 host.OnSyscall(this);
-                LeaveFetchPage();
+                LeaveTranslations();
                 continue;
             }
             if (result == ExecResult.Fault)
@@ -225,7 +267,7 @@ public sealed unsafe partial class Cpu
         LastFault = pendingFault;
         Retire();
         bool resolved = host.OnFault(this, pendingFault);
-        LeaveFetchPage();
+        LeaveTranslations();
         return resolved;
     }
 
@@ -236,20 +278,42 @@ public sealed unsafe partial class Cpu
         InstructionsRetired += fresh;
         Clock.RetireInstructions((ulong)fresh);
         retiredPublished = retiredThisRun;
-        ReportFetchHits();
+        if (pendingFetchHits != 0)
+        {
+            mmu.RecordRepeatedHits(fetchLinearBase, AccessKind.Fetch, pendingFetchHits);
+            pendingFetchHits = 0;
+        }
+        ReportDataHits();
     }
 
-    void ReportFetchHits()
+    /// <summary>
+    /// Forgets the fetch and data pages (the host may have changed mappings, flushed TLBs or attached
+    /// an observer): the next accesses look their pages up again.
+    /// </summary>
+    void LeaveTranslations()
     {
-        if (pendingFetchHits == 0) return;
-        mmu.RecordRepeatedFetchHits(fetchLinearBase, pendingFetchHits);
-        pendingFetchHits = 0;
+        LeaveFetchPage();
+        LeaveDataPages();
+        fastTranslations = mmu.Observer == null && FirstLevelsAreSplit(mmu.Config);
+        int level = mmu.FirstLevelFor(AccessKind.Read);
+        firstDataLevel = level < 0 ? null : mmu.Counters.Levels[level];
+    }
+
+    static bool FirstLevelsAreSplit(TlbConfig config)
+    {
+        var first = config.Levels.FirstOrDefault(l => l.Kind != TlbLevelKind.Data);
+        var firstData = config.Levels.FirstOrDefault(l => l.Kind != TlbLevelKind.Instruction);
+        return first?.Kind == TlbLevelKind.Instruction && firstData?.Kind == TlbLevelKind.Data;
     }
 
     /// <summary>Forgets the current fetch page: the next fetch translates through the ITLB again.</summary>
     void LeaveFetchPage()
     {
-        ReportFetchHits();
+        if (pendingFetchHits != 0)
+        {
+            mmu.RecordRepeatedHits(fetchLinearBase, AccessKind.Fetch, pendingFetchHits);
+            pendingFetchHits = 0;
+        }
         fetchPage = null;
         fetchLinearBase = ulong.MaxValue;
         fetchHost = null;
@@ -273,7 +337,7 @@ public sealed unsafe partial class Cpu
         if (fetchPage == null || linearBase != fetchLinearBase)
         {
             LeaveFetchPage();
-            var fault = mmu.Translate(rip, AccessKind.Fetch, out ulong physical);
+            var fault = TranslateToFrame(rip, AccessKind.Fetch, out ulong physical, out byte* host);
             if (fault.IsFault) { pendingFault = fault; return false; }
             ulong frame = physical >> PagingConstants.PageBits;
             if (!decodedPages.TryGetValue(frame, out var page))
@@ -284,35 +348,35 @@ public sealed unsafe partial class Cpu
             }
             fetchPage = page;
             fetchLinearBase = linearBase;
-            fetchHost = mmu.Memory.PointerTo(physical & ~PageMask);
+            fetchHost = host - (rip & PageMask);
         }
         else
         {
             pendingFetchHits++;
         }
 
+        var current = fetchPage;
         int offset = (int)(rip & PageMask);
-        int slot = fetchPage.Slots[offset] - 1;
+        int slot = current.Slots[offset] - 1;
+        var inPage = new ReadOnlySpan<byte>(fetchHost + offset, (int)PageSize - offset);
+        if (slot < 0 && decoder.Decode(inPage, rip, out var decoded) == DecodeStatus.Ok)
+            slot = current.Add(offset, decoded);
         if (slot >= 0)
         {
-            entries = fetchPage.Entries;
+            entries = current.Entries;
             index = slot;
-            return true;
-        }
-        var inPage = new ReadOnlySpan<byte>(fetchHost + offset, (int)PageSize - offset);
-        if (decoder.Decode(inPage, rip, out var decoded) == DecodeStatus.Ok)
-        {
-            index = fetchPage.Add(offset, decoded);
-            entries = fetchPage.Entries;
+            if (!fastTranslations) LeaveFetchPage(); // every fetch then looks its page up
             return true;
         }
 
-        // The instruction continues on the next page: fetching its rest is an ITLB lookup of that page, which may fault.
-        var nextFault = mmu.Translate(linearBase + PageSize, AccessKind.Fetch, out ulong nextPhysical);
-        if (nextFault.IsFault) { pendingFault = nextFault; return false; }
+        // The instruction continues on the next page: fetching its rest is an ITLB lookup of that page,
+        // which may fault. That lookup may evict the current page's entry, so the fast path ends here.
         inPage.CopyTo(crossPageBytes);
+        LeaveFetchPage();
+        var nextFault = TranslateToFrame(linearBase + PageSize, AccessKind.Fetch, out _, out byte* nextHost);
+        if (nextFault.IsFault) { pendingFault = nextFault; return false; }
         int rest = crossPageBytes.Length - inPage.Length;
-        new ReadOnlySpan<byte>(mmu.Memory.PointerTo(nextPhysical), rest).CopyTo(crossPageBytes.AsSpan(inPage.Length));
+        new ReadOnlySpan<byte>(nextHost, rest).CopyTo(crossPageBytes.AsSpan(inPage.Length));
         decoder.Decode(crossPageBytes, rip, out crossPageInstruction[0]);
         return true;
     }

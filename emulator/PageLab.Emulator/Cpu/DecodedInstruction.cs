@@ -47,4 +47,6 @@ internal struct DecodedInstruction
     public ConditionCode Condition;
     /// <summary>The second immediate (ENTER's nesting level).</summary>
     public byte Immediate2;
+    /// <summary>For x87 instructions: the handle of the compiled host routine, 0 until first executed.</summary>
+    public int X87Routine;
 }

@@ -191,6 +191,7 @@ internal sealed class InstructionDecoder
         if (integer is Op.Movs or Op.Cmps or Op.Stos or Op.Lods or Op.Scas && !IsPlainStringOperation(instruction)) return Op.Invalid;
         if (integer != Op.Invalid) return OnlyGeneralRegisters(instruction) ? integer : Op.Invalid;
         if (VectorInstructions.IsImplemented(instruction)) return Op.Vector;
+        if (HostX87.IsX87(instruction)) return Op.X87;
         return instruction.Mnemonic switch
         {
             Mnemonic.Cpuid or Mnemonic.Rdtsc or Mnemonic.Hlt or Mnemonic.Int3 or Mnemonic.Int or Mnemonic.Int1 => Op.System,
@@ -201,7 +202,9 @@ internal sealed class InstructionDecoder
     static Op IntegerOp(in Instruction instruction) => instruction.Mnemonic switch
     {
         Mnemonic.Nop or Mnemonic.Endbr64 or Mnemonic.Pause or Mnemonic.Lfence or Mnemonic.Mfence or Mnemonic.Sfence
-            or Mnemonic.Prefetchnta or Mnemonic.Prefetcht0 or Mnemonic.Prefetcht1 or Mnemonic.Prefetcht2 => Op.Nop,
+            or Mnemonic.Prefetchnta or Mnemonic.Prefetcht0 or Mnemonic.Prefetcht1 or Mnemonic.Prefetcht2
+            // FWAIT: x87 exceptions are always masked while the host unit runs guest instructions, so none is ever pending.
+            or Mnemonic.Wait => Op.Nop,
         Mnemonic.Mov or Mnemonic.Movnti => Op.Mov,
         Mnemonic.Movzx => Op.Movzx,
         Mnemonic.Movsx or Mnemonic.Movsxd => Op.Movsx,

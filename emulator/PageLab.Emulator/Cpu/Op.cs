@@ -85,8 +85,10 @@ internal enum Op : byte
     Cmps,
     Scas,
     Syscall,
-    /// <summary>SSE/SSE2 and x87 control instructions, dispatched on the mnemonic.</summary>
+    /// <summary>SSE/SSE2 instructions, dispatched on the mnemonic.</summary>
     Vector,
+    /// <summary>x87 instructions, run on the host's x87 unit (see <see cref="HostX87"/>).</summary>
+    X87,
     /// <summary>CPUID, RDTSC, privileged instructions and other rare ones, dispatched on the mnemonic.</summary>
     System,
 }

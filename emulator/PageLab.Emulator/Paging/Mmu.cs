@@ -709,23 +709,31 @@ public sealed unsafe class Mmu
     }
 
     /// <summary>
-    /// Counts <paramref name="count"/> more instruction fetches from the page of <paramref name="linear"/> as hits in
-    /// the first instruction-TLB level, without searching it again. The CPU reports fetches that stayed on the page
-    /// its last fetch translated: only fetches use that level, so the entry is still there and still the most recently
-    /// used one, and a real ITLB would have hit each time.
+    /// Counts <paramref name="count"/> more accesses of <paramref name="kind"/> to the page of <paramref name="linear"/>
+    /// as hits in the first TLB level serving that kind, without searching it once per access, and touches the entry
+    /// for the replacement policy. The CPU reports accesses to pages whose entries it knows are still in that level:
+    /// when the level serves only that kind (separate L1 ITLB and DTLB) and no lookup of that kind missed it since,
+    /// nothing can have evicted them, so a real TLB would have hit each time. Reporting several pages in the order of
+    /// their last use leaves the replacement state as the individual lookups would have.
     /// </summary>
-    public void RecordRepeatedFetchHits(ulong linear, long count)
+    public void RecordRepeatedHits(ulong linear, AccessKind kind, long count)
     {
-        if (count <= 0 || fetchChain.Length == 0) return;
-        int li = fetchChain[0];
-        if (!levels[li].Lookup(linear, pcid, out _, out _, out var size)) return;
+        int[] chain = kind == AccessKind.Fetch ? fetchChain : dataChain;
+        if (count <= 0 || chain.Length == 0) return;
+        int li = chain[0];
+        var level = levels[li];
+        if (!level.Lookup(linear, pcid, out int array, out int index, out var size)) return;
+        level.Arrays[array].Touch(index);
         var counters = Counters.Levels[li];
         counters.Lookups += count;
         counters.HitsBySize[(int)size] += count;
-        if (observer is not null)
-        {
-            for (long i = 0; i < count; i++) observer.OnTlbLookup(li, linear, AccessKind.Fetch, true, size);
-        }
+    }
+
+    /// <summary>Index in <see cref="MmuCounters.Levels"/> of the first level an access of <paramref name="kind"/> looks up, or -1.</summary>
+    public int FirstLevelFor(AccessKind kind)
+    {
+        int[] chain = kind == AccessKind.Fetch ? fetchChain : dataChain;
+        return chain.Length == 0 ? -1 : chain[0];
     }
 
     /// <summary>Marks a frame as holding instructions the CPU has decoded and cached.</summary>

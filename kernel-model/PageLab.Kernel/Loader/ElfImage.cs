@@ -81,10 +81,11 @@ public sealed class ElfImage
     public static ElfImage Parse(IMappableFile file)
     {
         Span<byte> header = stackalloc byte[HeaderSize];
-        if (file.Length < HeaderSize || file.ReadAt(0, header) < HeaderSize)
-            throw new ElfLoadException($"truncated ELF header: the file has {file.Length} bytes, the header needs {HeaderSize}");
-        if (header[0] != 0x7f || header[1] != (byte)'E' || header[2] != (byte)'L' || header[3] != (byte)'F')
+        int read = file.ReadAt(0, header);
+        if (read < 4 || header[0] != 0x7f || header[1] != (byte)'E' || header[2] != (byte)'L' || header[3] != (byte)'F')
             throw new ElfLoadException("not an ELF file (bad magic)");
+        if (read < HeaderSize)
+            throw new ElfLoadException($"truncated ELF header: the file has {file.Length} bytes, the header needs {HeaderSize}");
         if (header[4] != 2)
             throw new ElfLoadException(header[4] == 1 ? "wrong ELF class: 32-bit (ELFCLASS32); PageLab runs x86-64 binaries" : $"invalid ELF class {header[4]}");
         if (header[5] != 1)

@@ -137,7 +137,8 @@ public static class ElfLoader
         if (segment.FileSize > 0)
         {
             ulong fileEnd = AddressSpace.PageAlignUp(address + segment.FileSize);
-            space.Map(start, fileEnd, protection, VmaFlags.None, file, (long)(segment.Offset - pageOffset));
+            var flags = (protection & Protection.Write) != 0 ? VmaFlags.Account : VmaFlags.None;
+            space.Map(start, fileEnd, protection, flags, file, (long)(segment.Offset - pageOffset));
             zeroStart = address + segment.FileSize;
             if (segment.MemorySize > segment.FileSize && (zeroStart & PagingConstants.PageMask) != 0)
             {
@@ -152,7 +153,7 @@ public static class ElfLoader
         if (anonymousEnd > anonymousStart)
         {
             // vm_brk_flags: bss beyond the file is anonymous read-write memory (executable if the segment is).
-            space.Map(anonymousStart, anonymousEnd, Protection.Read | Protection.Write | (protection & Protection.Exec), VmaFlags.None, null, 0);
+            space.Map(anonymousStart, anonymousEnd, Protection.Read | Protection.Write | (protection & Protection.Exec), VmaFlags.Account, null, 0);
         }
     }
 
@@ -178,7 +179,7 @@ public static class ElfLoader
 
         ulong stackStart = (p & ~PagingConstants.PageMask) - StackExpansion;
         var stackProtection = Protection.Read | Protection.Write | (image.ExecutableStack ? Protection.Exec : 0);
-        space.Map(stackStart, AddressSpace.StackTop, stackProtection, VmaFlags.GrowsDown, null, 0);
+        space.Map(stackStart, AddressSpace.StackTop, stackProtection, VmaFlags.GrowsDown | VmaFlags.Account, null, 0);
 
         bool ok = user.TryWrite(execFnAddress, execFn);
         for (int i = 0; i < environment.Length; i++)

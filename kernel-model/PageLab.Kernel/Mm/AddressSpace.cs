@@ -296,17 +296,22 @@ public sealed partial class AddressSpace
     /// </summary>
     public bool Protect(ulong start, ulong end, Protection protection)
     {
-        for (ulong cursor = start; cursor < end;)
-        {
-            var vma = FindVma(cursor);
-            if (vma is null)
-                return false;
-            cursor = vma.End;
-        }
+        // do_mprotect_pkey: an unmapped start changes nothing; otherwise VMAs are changed in order
+        // up to the first hole, and the hole makes the call fail with ENOMEM.
+        if (FindVma(start) is null)
+            return false;
+        ulong reached = start;
+        while (reached < end && FindVma(reached) is { } next)
+            reached = next.End;
+        bool complete = reached >= end;
+        end = Math.Min(end, reached);
         SplitAt(start);
         SplitAt(end);
         for (int i = FindIndex(start); i < vmas.Count && vmas[i].Start < end; i++)
+        {
+            vmas[i].Flags = AccountedFlags(vmas[i], protection);
             vmas[i].Protection = protection;
+        }
 
         var flush = new FlushGather();
         ProtectOrSplitHugePmds(start, end, protection, flush);
@@ -325,7 +330,35 @@ public sealed partial class AddressSpace
         });
         Flush(flush);
         MergeVmasIn(start, end);
-        return true;
+        return complete;
+    }
+
+    /// <summary>
+    /// mprotect_fixup's accounting: a private mapping that becomes writable is charged (VM_ACCOUNT)
+    /// unless it is VM_NORESERVE or already charged; an anonymous one that stops being writable
+    /// before any page was faulted in is uncharged. VMAs differing in these flags do not merge.
+    /// </summary>
+    VmaFlags AccountedFlags(Vma vma, Protection protection)
+    {
+        var flags = vma.Flags;
+        bool writable = (protection & Protection.Write) != 0, wasWritable = (vma.Protection & Protection.Write) != 0;
+        if (writable && !wasWritable && (flags & (VmaFlags.Account | VmaFlags.NoReserve | VmaFlags.Shared)) == 0)
+            return flags | VmaFlags.Account;
+        if (!writable && (flags & VmaFlags.Account) != 0 && vma.IsAnonymous && !HasAnonymousPages(vma))
+            return flags & ~VmaFlags.Account;
+        return flags;
+    }
+
+    /// <summary>True when a private page was faulted into the VMA (Linux: the VMA has an anon_vma).</summary>
+    bool HasAnonymousPages(Vma vma)
+    {
+        bool found = false;
+        Tables.VisitPtes(vma.Start, vma.End, (_, pteAddress) =>
+        {
+            var entry = Tables.Read(pteAddress);
+            found |= MapsFrame(entry) && entry.FrameNumber != memory.ZeroFrame;
+        });
+        return found || HugePmdsIn(vma.Start, vma.End).Count > 0;
     }
 
     static PageTableEntry WithProtection(PageTableEntry entry, Protection protection)
@@ -518,7 +551,7 @@ public sealed partial class AddressSpace
             int next = FindIndex(oldEnd);
             if (newEnd > TaskSize || (next < vmas.Count && newEnd + PagingConstants.PageSize > GapBelow(vmas[next])))
                 return Brk;
-            Map(oldEnd, newEnd, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
+            Map(oldEnd, newEnd, Protection.Read | Protection.Write, VmaFlags.Account, null, 0);
         }
         Brk = requested;
         return Brk;

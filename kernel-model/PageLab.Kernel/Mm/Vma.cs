@@ -25,6 +25,10 @@ public enum VmaFlags
     HugePage = 1 << 2,
     /// <summary>VM_NOHUGEPAGE: set by MADV_NOHUGEPAGE; no THP at fault time, by khugepaged or by MADV_COLLAPSE.</summary>
     NoHugePage = 1 << 3,
+    /// <summary>VM_NORESERVE: MAP_NORESERVE, no commit charge.</summary>
+    NoReserve = 1 << 4,
+    /// <summary>VM_ACCOUNT: a private writable mapping charged against the commit limit.</summary>
+    Account = 1 << 5,
 }
 
 /// <summary>

@@ -58,6 +58,11 @@ public sealed partial class LinuxProcess
         }
 
         var vmaFlags = (type == MapPrivate ? VmaFlags.None : VmaFlags.Shared) | ((flags & MapGrowsDown) != 0 ? VmaFlags.GrowsDown : VmaFlags.None);
+        // accountable_mapping: private writable memory is charged unless MAP_NORESERVE says not to.
+        if ((flags & MapNoReserve) != 0)
+            vmaFlags |= VmaFlags.NoReserve;
+        else if (type == MapPrivate && (prot & (int)Protection.Write) != 0)
+            vmaFlags |= VmaFlags.Account;
         Space.Map(start, start + size, (Protection)(prot & ProtMask), vmaFlags, backing, anonymous ? 0 : offset);
         if ((flags & MapPopulate) != 0)
             Populate(start, start + size, (prot & (int)Protection.Write) != 0);
@@ -93,6 +98,51 @@ public sealed partial class LinuxProcess
         var vmas = Space.Vmas.Where(v => v.Start < address + size && v.End > address);
         if ((prot & (int)Protection.Write) != 0 && vmas.Any(v => (v.Flags & VmaFlags.Shared) != 0 && v.File is not null)) return Fail(Errno.EACCES);
         return Space.Protect(address, address + size, (Protection)(prot & ProtMask)) ? 0 : Fail(Errno.ENOMEM);
+    }
+
+    /// <summary>
+    /// mremap(old, oldLength, newLength, flags, newAddress): shrink in place, grow in place when the
+    /// following range is free, else move with MREMAP_MAYMOVE (to newAddress with MREMAP_FIXED).
+    /// </summary>
+    long Mremap(ulong oldAddress, ulong oldLength, ulong newLength, int flags, ulong newAddress)
+    {
+        const int MayMove = 1, Fixed = 2, DontUnmap = 4;
+        if ((flags & ~(MayMove | Fixed | DontUnmap)) != 0 || (flags & (Fixed | DontUnmap)) != 0 && (flags & MayMove) == 0) return Fail(Errno.EINVAL);
+        if ((oldAddress & PagingConstants.PageMask) != 0) return Fail(Errno.EINVAL);
+        ulong oldSize = AddressSpace.PageAlignUp(oldLength), newSize = AddressSpace.PageAlignUp(newLength);
+        if (newSize == 0 || newSize < newLength || oldSize < oldLength) return Fail(Errno.EINVAL);
+        // Duplicating a mapping (old size 0) works only for shared mappings; moving without unmapping is not modeled.
+        if (oldSize == 0 || (flags & DontUnmap) != 0) return Fail(Errno.EINVAL);
+        if (oldAddress > AddressSpace.TaskSize - oldSize) return Fail(Errno.EFAULT);
+
+        if ((flags & Fixed) != 0)
+        {
+            if ((newAddress & PagingConstants.PageMask) != 0 || newAddress > AddressSpace.TaskSize - newSize) return Fail(Errno.EINVAL);
+            if (newAddress < oldAddress + oldSize && oldAddress < newAddress + newSize) return Fail(Errno.EINVAL);
+            if (newAddress < AddressSpace.MmapMinAddress) return Fail(Errno.EPERM);
+            if (Space.FindVma(oldAddress) is not { } source || source.End < oldAddress + oldSize) return Fail(Errno.EFAULT);
+            Space.Unmap(newAddress, newAddress + newSize);
+            if (oldSize > newSize)
+            {
+                Space.Unmap(oldAddress + newSize, oldAddress + oldSize);
+                oldSize = newSize;
+            }
+            Space.Move(oldAddress, oldSize, newAddress, newSize);
+            return (long)newAddress;
+        }
+
+        if (newSize <= oldSize)
+        {
+            Space.Unmap(oldAddress + newSize, oldAddress + oldSize);
+            return (long)oldAddress;
+        }
+        if (Space.FindVma(oldAddress) is not { } vma || vma.End < oldAddress + oldSize) return Fail(Errno.EFAULT);
+        if (vma.End == oldAddress + oldSize && Space.TryExpandInPlace(oldAddress + oldSize, oldAddress + newSize))
+            return (long)oldAddress;
+        if ((flags & MayMove) == 0) return Fail(Errno.ENOMEM);
+        if (!Space.TryFindFreeRange(newSize, 0, out ulong target)) return Fail(Errno.ENOMEM);
+        Space.Move(oldAddress, oldSize, target, newSize);
+        return (long)target;
     }
 
     /// <summary>madvise(2): the walk and every advice are the memory manager's (Mm.Madvise); its cost is charged to the caller.</summary>

@@ -153,6 +153,7 @@ public sealed partial class LinuxProcess
         SyscallNumber.Access => Faccessat(AtFdCwd, a.A0, a.Int(1), 0),
         SyscallNumber.SchedYield => 0,
         SyscallNumber.Madvise => Madvise(a.A0, a.A1, a.Int(2)),
+        SyscallNumber.Mremap => Mremap(a.A0, a.A1, a.A2, a.Int(3), a.A4),
         SyscallNumber.Dup => Dup(a.Int(0), 0, exact: false),
         SyscallNumber.Dup2 => a.Int(0) == a.Int(1) ? (Lookup(a.Int(0)) is null ? Fail(Errno.EBADF) : a.Int(1)) : Dup(a.Int(0), a.Int(1), exact: true),
         SyscallNumber.Dup3 => a.Int(0) == a.Int(1) || (a.Int(2) & ~OCloexec) != 0 ? Fail(Errno.EINVAL) : Dup(a.Int(0), a.Int(1), exact: true),

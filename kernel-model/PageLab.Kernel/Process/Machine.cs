@@ -23,6 +23,18 @@ public sealed record MachineSettings
 
     public ProcessSettings Process { get; init; } = new();
 
+    /// <summary>NUMA nodes the physical memory is split into (equal ranges of whole 4 MiB blocks).</summary>
+    public int NumaNodes { get; init; } = 1;
+
+    /// <summary>memory.max of the memory cgroup the guest's processes are charged to, in bytes; 0 = no limit.</summary>
+    public ulong MemcgLimitBytes { get; init; }
+
+    /// <summary>Size of the swap device reclaim writes anonymous pages to, in bytes; 0 = no swap.</summary>
+    public ulong SwapBytes { get; init; }
+
+    /// <summary>Fragment physical memory at boot (seeded), as a long-running machine is; null: a fresh machine.</summary>
+    public FragmentationOptions? Fragmentation { get; init; }
+
     /// <summary>THP knobs set at boot, as (sysfs name, value): ("enabled", "always"), ("khugepaged/scan_sleep_millisecs", "100").</summary>
     public IReadOnlyList<(string Name, string Value)> ThpKnobs { get; init; } = [];
 }
@@ -55,8 +67,14 @@ public sealed class Machine : ICpuHost, IDisposable
         Mmu = new Mmu(physical, settings.Tlb);
         Clock = new VirtualClock();
         // The buddy allocator never hands out frame 0, as on Linux: a zero frame number always means "none".
-        var frames = new BuddyAllocator(physical);
+        var frames = new BuddyAllocator(physical, settings.NumaNodes);
+        if (settings.SwapBytes != 0)
+            frames.Swap = new SwapDevice(0, settings.SwapBytes);
         Memory = new KernelMemory(physical, frames, new MmuGuestMemory(Mmu));
+        if (settings.MemcgLimitBytes != 0)
+            Memory.Memcg = frames.CreateCgroup("pagelab", settings.MemcgLimitBytes >> PagingConstants.PageBits);
+        if (settings.Fragmentation is { } fragmentation)
+            Memory.PageCache.Fragment(fragmentation);
         foreach (var (name, value) in settings.ThpKnobs)
         {
             if (Mm.Thp.ThpSysfs.Set(Memory.Thp, name, value) is { } error)
@@ -86,6 +104,9 @@ public sealed class Machine : ICpuHost, IDisposable
             Cpu.Gpr(i) = 0;
         Cpu.Gpr(Cpu.Rsp) = loaded.StackPointer;
         Cpu.Rip = loaded.Entry;
+        // argc, argv[0..argc-1], NULL, then envp.
+        ulong environment = loaded.StackPointer + 8 * (ulong)(parameters.Arguments.Count + 2);
+        Process.Settings.Strace?.Write(StraceFormatter.Execve(parameters.ExecFileName, parameters.Arguments, environment, parameters.Environment.Count));
         return loaded;
     }
 

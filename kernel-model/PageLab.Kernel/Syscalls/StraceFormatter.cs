@@ -33,6 +33,16 @@ enum ArgKind : byte
     AccessMode,
     Resource,
     Advice,
+    /// <summary>A buffer the call fills, shown entirely in \x escapes (getrandom).</summary>
+    OutBufferHex,
+    GetrandomFlags,
+    /// <summary>A struct rlimit the call reads.</summary>
+    RlimitIn,
+    /// <summary>A struct rlimit the call fills.</summary>
+    RlimitOut,
+    /// <summary>A struct stat the call fills, abbreviated as strace does.</summary>
+    StatOut,
+    MremapFlags,
 }
 
 /// <summary>
@@ -51,9 +61,9 @@ sealed class StraceFormatter
         [1] = ("write", [ArgKind.Fd, ArgKind.InBuffer, ArgKind.Dec]),
         [2] = ("open", [ArgKind.Path, ArgKind.OpenFlags]),
         [3] = ("close", [ArgKind.Fd]),
-        [4] = ("stat", [ArgKind.Path, ArgKind.Pointer]),
-        [5] = ("fstat", [ArgKind.Fd, ArgKind.Pointer]),
-        [6] = ("lstat", [ArgKind.Path, ArgKind.Pointer]),
+        [4] = ("stat", [ArgKind.Path, ArgKind.StatOut]),
+        [5] = ("fstat", [ArgKind.Fd, ArgKind.StatOut]),
+        [6] = ("lstat", [ArgKind.Path, ArgKind.StatOut]),
         [8] = ("lseek", [ArgKind.Fd, ArgKind.Dec, ArgKind.Whence]),
         [9] = ("mmap", [ArgKind.Pointer, ArgKind.Dec, ArgKind.Prot, ArgKind.MapFlags, ArgKind.Fd, ArgKind.Hex]),
         [10] = ("mprotect", [ArgKind.Pointer, ArgKind.Dec, ArgKind.Prot]),
@@ -66,20 +76,25 @@ sealed class StraceFormatter
         [19] = ("readv", [ArgKind.Fd, ArgKind.Pointer, ArgKind.Dec]),
         [20] = ("writev", [ArgKind.Fd, ArgKind.Iovec, ArgKind.Dec]),
         [21] = ("access", [ArgKind.Path, ArgKind.AccessMode]),
+        [25] = ("mremap", [ArgKind.Pointer, ArgKind.Dec, ArgKind.Dec, ArgKind.MremapFlags, ArgKind.Pointer]),
         [24] = ("sched_yield", []),
         [28] = ("madvise", [ArgKind.Pointer, ArgKind.Dec, ArgKind.Advice]),
         [32] = ("dup", [ArgKind.Fd]),
         [33] = ("dup2", [ArgKind.Fd, ArgKind.Fd]),
         [35] = ("nanosleep", [ArgKind.Pointer, ArgKind.Pointer]),
         [39] = ("getpid", []),
+        [56] = ("clone", [ArgKind.Hex, ArgKind.Pointer, ArgKind.Pointer, ArgKind.Pointer, ArgKind.Hex]),
+        [57] = ("fork", []),
+        [59] = ("execve", [ArgKind.Path, ArgKind.Pointer, ArgKind.Pointer]),
         [60] = ("exit", [ArgKind.Dec]),
+        [61] = ("wait4", [ArgKind.Dec, ArgKind.Pointer, ArgKind.Hex, ArgKind.Pointer]),
         [62] = ("kill", [ArgKind.Dec, ArgKind.Signal]),
         [63] = ("uname", [ArgKind.Pointer]),
         [72] = ("fcntl", [ArgKind.Fd, ArgKind.Dec, ArgKind.Hex]),
         [79] = ("getcwd", [ArgKind.Pointer, ArgKind.Dec]),
         [89] = ("readlink", [ArgKind.Path, ArgKind.OutString, ArgKind.Dec]),
         [96] = ("gettimeofday", [ArgKind.Pointer, ArgKind.Pointer]),
-        [97] = ("getrlimit", [ArgKind.Resource, ArgKind.Pointer]),
+        [97] = ("getrlimit", [ArgKind.Resource, ArgKind.RlimitOut]),
         [99] = ("sysinfo", [ArgKind.Pointer]),
         [102] = ("getuid", []),
         [104] = ("getgid", []),
@@ -100,13 +115,13 @@ sealed class StraceFormatter
         [231] = ("exit_group", [ArgKind.Dec]),
         [234] = ("tgkill", [ArgKind.Dec, ArgKind.Dec, ArgKind.Signal]),
         [257] = ("openat", [ArgKind.DirFd, ArgKind.Path, ArgKind.OpenFlags]),
-        [262] = ("newfstatat", [ArgKind.DirFd, ArgKind.Path, ArgKind.Pointer, ArgKind.AtFlags]),
+        [262] = ("newfstatat", [ArgKind.DirFd, ArgKind.Path, ArgKind.StatOut, ArgKind.AtFlags]),
         [267] = ("readlinkat", [ArgKind.DirFd, ArgKind.Path, ArgKind.OutString, ArgKind.Dec]),
         [269] = ("faccessat", [ArgKind.DirFd, ArgKind.Path, ArgKind.AccessMode]),
         [273] = ("set_robust_list", [ArgKind.Pointer, ArgKind.Dec]),
         [292] = ("dup3", [ArgKind.Fd, ArgKind.Fd, ArgKind.OpenFlags]),
-        [302] = ("prlimit64", [ArgKind.Dec, ArgKind.Resource, ArgKind.Pointer, ArgKind.Pointer]),
-        [318] = ("getrandom", [ArgKind.OutBuffer, ArgKind.Dec, ArgKind.Hex]),
+        [302] = ("prlimit64", [ArgKind.Dec, ArgKind.Resource, ArgKind.RlimitIn, ArgKind.RlimitOut]),
+        [318] = ("getrandom", [ArgKind.OutBufferHex, ArgKind.Dec, ArgKind.GetrandomFlags]),
         [334] = ("rseq", [ArgKind.Pointer, ArgKind.Hex, ArgKind.Dec, ArgKind.Hex]),
         [439] = ("faccessat2", [ArgKind.DirFd, ArgKind.Path, ArgKind.AccessMode, ArgKind.AtFlags]),
     };
@@ -134,6 +149,7 @@ sealed class StraceFormatter
                     ArgKind.Path => formatter.QuotedPath(call[i]),
                     ArgKind.InBuffer => formatter.QuotedBuffer(call[i], (long)call[i + 1]),
                     ArgKind.Iovec => formatter.Iovecs(call[i], (int)call[i + 1]),
+                    ArgKind.RlimitIn => formatter.Rlimit(call[i]),
                     _ => null,
                 };
             }
@@ -195,10 +211,15 @@ sealed class StraceFormatter
         {
             ArgKind.Dec => ((long)value).ToString(System.Globalization.CultureInfo.InvariantCulture),
             ArgKind.Hex => Hex(value),
-            ArgKind.Pointer => value == 0 ? "NULL" : $"0x{value:x}",
+            ArgKind.Pointer => Pointer(value),
             ArgKind.Fd => ((int)value).ToString(System.Globalization.CultureInfo.InvariantCulture),
             ArgKind.DirFd => (int)value == -100 ? "AT_FDCWD" : ((int)value).ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ArgKind.Path or ArgKind.InBuffer or ArgKind.Iovec => inputs[index] ?? $"0x{value:x}",
+            ArgKind.Path or ArgKind.InBuffer or ArgKind.Iovec or ArgKind.RlimitIn => inputs[index] ?? Pointer(value),
+            ArgKind.RlimitOut => result == 0 ? Rlimit(value) : Pointer(value),
+            ArgKind.StatOut => result == 0 ? Stat(value) : Pointer(value),
+            ArgKind.OutBufferHex => result >= 0 ? QuotedBuffer(value, result, hex: true) : $"0x{value:x}",
+            ArgKind.GetrandomFlags => Flags((int)value, "0", [(1, "GRND_NONBLOCK"), (2, "GRND_RANDOM"), (4, "GRND_INSECURE")]),
+            ArgKind.MremapFlags => Flags((int)value, "0", [(1, "MREMAP_MAYMOVE"), (2, "MREMAP_FIXED"), (4, "MREMAP_DONTUNMAP")]),
             ArgKind.OutBuffer => result >= 0 ? QuotedBuffer(value, result) : $"0x{value:x}",
             ArgKind.OutString => result >= 0 ? QuotedBuffer(value, result, limit: false) : $"0x{value:x}",
             ArgKind.OpenFlags => OpenFlags((int)value),
@@ -293,14 +314,63 @@ sealed class StraceFormatter
     public static string SignalName(int signal) =>
         (uint)signal < (uint)SignalNames.Length ? SignalNames[signal] : signal is >= 32 and <= 64 ? $"SIGRT_{signal - 32}" : signal.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    string QuotedPath(ulong address) =>
-        user.TryReadString(address, UserMemory.PathMax, out string path) == 0 ? Quote(Encoding.UTF8.GetBytes(path), truncated: false) : $"0x{address:x}";
+    static string Pointer(ulong value) => value == 0 ? "NULL" : $"0x{value:x}";
 
-    string QuotedBuffer(ulong address, long length, bool limit = true)
+    /// <summary>strace's struct rlimit: RLIM64_INFINITY, multiples of 1024 as N*1024, else decimal.</summary>
+    string Rlimit(ulong address)
+    {
+        if (address == 0) return "NULL";
+        if (!user.TryReadUInt64(address, out ulong current) || !user.TryReadUInt64(address + 8, out ulong max)) return Pointer(address);
+        static string Limit(ulong v) => v == ulong.MaxValue ? "RLIM64_INFINITY" : v != 0 && v % 1024 == 0 ? $"{v / 1024}*1024" : v.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return $"{{rlim_cur={Limit(current)}, rlim_max={Limit(max)}}}";
+    }
+
+    /// <summary>strace's abbreviated struct stat: the type and mode, then st_rdev for devices or st_size otherwise.</summary>
+    string Stat(ulong address)
+    {
+        var stat = new byte[144];
+        if (!user.TryRead(address, stat)) return Pointer(address);
+        uint mode = BitConverter.ToUInt32(stat, 24);
+        string type = (mode & 0xf000) switch
+        {
+            0x1000 => "S_IFIFO",
+            0x2000 => "S_IFCHR",
+            0x4000 => "S_IFDIR",
+            0x6000 => "S_IFBLK",
+            0x8000 => "S_IFREG",
+            0xa000 => "S_IFLNK",
+            0xc000 => "S_IFSOCK",
+            _ => "0",
+        };
+        string permissions = "0" + Convert.ToString(mode & 0xfff, 8).PadLeft(3, '0');
+        if ((mode & 0xf000) is 0x2000 or 0x6000)
+        {
+            ulong rdev = BitConverter.ToUInt64(stat, 40);
+            ulong major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~0xfffUL), minor = (rdev & 0xff) | ((rdev >> 12) & ~0xffUL);
+            return $"{{st_mode={type}|{permissions}, st_rdev=makedev(0x{major:x}, 0x{minor:x}), ...}}";
+        }
+        return $"{{st_mode={type}|{permissions}, st_size={BitConverter.ToInt64(stat, 48)}, ...}}";
+    }
+
+    /// <summary>The line strace prints for the execve that started the process.</summary>
+    public static string Execve(string path, IReadOnlyList<string> arguments, ulong environment, int environmentCount)
+    {
+        var line = new StringBuilder("execve(");
+        line.Append(Quote(Encoding.UTF8.GetBytes(path), truncated: false, hex: false)).Append(", [");
+        line.AppendJoin(", ", arguments.Select(a => Quote(Encoding.UTF8.GetBytes(a), truncated: false, hex: false)));
+        line.Append($"], 0x{environment:x} /* {environmentCount} vars */)");
+        Pad(line);
+        return line.Append("= 0\n").ToString();
+    }
+
+    string QuotedPath(ulong address) =>
+        user.TryReadString(address, UserMemory.PathMax, out string path) == 0 ? Quote(Encoding.UTF8.GetBytes(path), truncated: false, hex: false) : $"0x{address:x}";
+
+    string QuotedBuffer(ulong address, long length, bool limit = true, bool hex = false)
     {
         int shown = (int)Math.Min(Math.Max(length, 0), limit ? MaxStringLength : UserMemory.PathMax);
         var bytes = new byte[shown];
-        return user.TryRead(address, bytes) ? Quote(bytes, truncated: length > shown) : $"0x{address:x}";
+        return user.TryRead(address, bytes) ? Quote(bytes, truncated: length > shown, hex) : $"0x{address:x}";
     }
 
     string Iovecs(ulong address, int count)
@@ -316,13 +386,21 @@ sealed class StraceFormatter
         return "[" + string.Join(", ", parts) + "]";
     }
 
-    /// <summary>strace's string quoting: C escapes, other unprintable bytes in octal, "..." after a cut string.</summary>
-    static string Quote(ReadOnlySpan<byte> bytes, bool truncated)
+    /// <summary>
+    /// strace's string quoting: C escapes, other unprintable bytes in octal, "..." after a cut
+    /// string; with <paramref name="hex"/> every byte as \xNN (QUOTE_FORCE_HEX).
+    /// </summary>
+    static string Quote(ReadOnlySpan<byte> bytes, bool truncated, bool hex)
     {
         var text = new StringBuilder("\"");
         for (int i = 0; i < bytes.Length; i++)
         {
             byte b = bytes[i];
+            if (hex)
+            {
+                text.Append($"\\x{b:x2}");
+                continue;
+            }
             switch (b)
             {
                 case (byte)'"': text.Append("\\\""); break;

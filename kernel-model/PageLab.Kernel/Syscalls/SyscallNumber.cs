@@ -23,6 +23,7 @@ public enum SyscallNumber
     Writev = 20,
     Access = 21,
     SchedYield = 24,
+    Mremap = 25,
     Madvise = 28,
     Dup = 32,
     Dup2 = 33,

@@ -114,7 +114,7 @@ public class ElfLoaderTests
         Assert.Equal(AddressSpace.StackTop, stack.End);
         Assert.Equal(AddressSpace.StackTop - 0x21000, stack.Start);
         Assert.Equal(Protection.Read | Protection.Write, stack.Protection);
-        Assert.Equal(VmaFlags.GrowsDown, stack.Flags);
+        Assert.Equal(VmaFlags.GrowsDown | VmaFlags.Account, stack.Flags);
         Assert.Contains("[stack]", m.Space.FormatMaps(), StringComparison.Ordinal);
     }
 

@@ -190,25 +190,53 @@ public class AddressSpaceTests
     }
 
     [Fact]
-    public void Mprotect_OverUnmappedHole_FailsAndChangesNothing()
+    public void Mprotect_OverUnmappedHole_ChangesThePartBeforeItAndFails()
     {
         using var m = new TestMachine();
         m.Space.Map(Base, Base + Page, ReadWrite, VmaFlags.None, null, 0);
         m.Space.Map(Base + 2 * Page, Base + 3 * Page, ReadWrite, VmaFlags.None, null, 0);
         Assert.False(m.Space.Protect(Base, Base + 3 * Page, Protection.Read));
-        Assert.All(m.Space.Vmas, v => Assert.Equal(ReadWrite, v.Protection));
+        Assert.Equal([Protection.Read, ReadWrite], m.Space.Vmas.Select(v => v.Protection));
+        Assert.False(m.Space.Protect(Base + Page, Base + 3 * Page, Protection.Read));
+        Assert.Equal([Protection.Read, ReadWrite], m.Space.Vmas.Select(v => v.Protection));
     }
 
     [Fact]
     public void AdjacentCompatibleMappings_Merge()
     {
         using var m = new TestMachine();
-        m.Space.Map(Base, Base + Page, ReadWrite, VmaFlags.None, null, 0);
-        m.Space.Map(Base + Page, Base + 2 * Page, ReadWrite, VmaFlags.None, null, 0);
+        m.Space.Map(Base, Base + Page, ReadWrite, VmaFlags.Account, null, 0);
+        m.Space.Map(Base + Page, Base + 2 * Page, ReadWrite, VmaFlags.Account, null, 0);
         m.Space.Map(Base + 2 * Page, Base + 3 * Page, Protection.Read, VmaFlags.None, null, 0);
         Assert.Equal(2, m.Space.Vmas.Count);
         Assert.True(m.Space.Protect(Base + 2 * Page, Base + 3 * Page, ReadWrite));
         Assert.Single(m.Space.Vmas);
+    }
+
+    [Fact]
+    public void MprotectWritable_ChargesPrivateMappings_SoTheyNoLongerMergeWithNoreserveOnes()
+    {
+        using var m = new TestMachine();
+        m.Space.Map(Base, Base + 2 * Page, Protection.None, VmaFlags.None, null, 0);
+        m.Space.Map(Base + 2 * Page, Base + 4 * Page, Protection.None, VmaFlags.NoReserve, null, 0);
+        Assert.True(m.Space.Protect(Base, Base + 4 * Page, ReadWrite));
+        Assert.Equal([VmaFlags.Account, VmaFlags.NoReserve], m.Space.Vmas.Select(v => v.Flags));
+        Assert.True(m.Space.Protect(Base, Base + 2 * Page, Protection.None));
+        Assert.Equal(VmaFlags.None, m.Space.Vmas[0].Flags);
+    }
+
+    [Fact]
+    public void Move_CarriesPagesToTheNewAddress_AndLeavesTheOldRangeUnmapped()
+    {
+        using var m = new TestMachine();
+        m.Space.Map(Base, Base + 2 * Page, ReadWrite, VmaFlags.None, null, 0);
+        Assert.True(m.GuestWrite64(Base + Page, 77));
+        ulong frame = m.Space.Tables.ReadPte(Base + Page).FrameNumber;
+        m.Space.Move(Base, 2 * Page, Base + 0x10_0000, 4 * Page);
+        Assert.Equal(77UL, m.GuestRead64(Base + 0x10_0000 + Page));
+        Assert.Equal(frame, m.Space.Tables.ReadPte(Base + 0x10_0000 + Page).FrameNumber);
+        Assert.Null(m.GuestRead64(Base + Page));
+        Assert.Equal((Base + 0x10_0000, Base + 0x10_0000 + 4 * Page), (m.Space.Vmas[0].Start, m.Space.Vmas[0].End));
     }
 
     [Fact]

@@ -52,4 +52,30 @@ public class StraceTests
         p.Call((SyscallNumber)500, 1, 2);
         Assert.Equal("syscall_0x1f4(0x1, 0x2, 0, 0, 0, 0)     = -1 ENOSYS (Function not implemented)\n", p.Strace);
     }
+
+    [Fact]
+    public void Prlimit64_ShowsTheRlimitStructAsStraceDoes()
+    {
+        using var p = new ProcessFixture(trace: true);
+        p.Call(SyscallNumber.Prlimit64, 0, 3, 0, Scratch);
+        Assert.Equal("prlimit64(0, RLIMIT_STACK, NULL, {rlim_cur=8192*1024, rlim_max=RLIM64_INFINITY}) = 0\n", p.Strace);
+    }
+
+    [Fact]
+    public void Getrandom_ShowsBytesInHex()
+    {
+        using var p = new ProcessFixture(trace: true);
+        p.Call(SyscallNumber.Getrandom, Scratch, 2, 1);
+        var bytes = p.ReadBytes(Scratch, 2);
+        Assert.Equal($"getrandom(\"\\x{bytes[0]:x2}\\x{bytes[1]:x2}\", 2, GRND_NONBLOCK) = 2\n", p.Strace);
+    }
+
+    [Fact]
+    public void Fstat_ShowsModeAndSize()
+    {
+        using var p = new ProcessFixture(trace: true);
+        long fd = p.Call(SyscallNumber.Openat, unchecked((ulong)-100), p.PutString("/proc/self/maps"), 0);
+        p.Call(SyscallNumber.Fstat, (ulong)fd, Scratch + 512);
+        Assert.EndsWith("fstat(3, {st_mode=S_IFREG|0444, st_size=0, ...}) = 0\n", p.Strace, StringComparison.Ordinal);
+    }
 }

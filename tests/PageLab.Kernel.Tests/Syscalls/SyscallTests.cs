@@ -241,6 +241,29 @@ public class SyscallTests
     }
 
     [Fact]
+    public void Mremap_ShrinksGrowsInPlaceOrMoves_LikeLinux()
+    {
+        using var p = new ProcessFixture();
+        const ulong MayMove = 1, Fixed = 2;
+        long a = p.Call(SyscallNumber.Mmap, 0, 4 * 4096, 3, 0x22, unchecked((ulong)-1), 0);
+        Assert.True(p.Process.User.TryWriteUInt64((ulong)a, 99));
+        Assert.Equal(a, p.Call(SyscallNumber.Mremap, (ulong)a, 4 * 4096, 2 * 4096, 0, 0));
+        Assert.Equal(a, p.Call(SyscallNumber.Mremap, (ulong)a, 2 * 4096, 3 * 4096, 0, 0));
+        long b = p.Call(SyscallNumber.Mmap, (ulong)a + 3 * 4096, 4096, 3, 0x32, unchecked((ulong)-1), 0);
+        Assert.Equal(a + 3 * 4096, b);
+        Assert.Equal(Err(Errno.ENOMEM), p.Call(SyscallNumber.Mremap, (ulong)a, 3 * 4096, 8 * 4096, 0, 0));
+        long moved = p.Call(SyscallNumber.Mremap, (ulong)a, 3 * 4096, 8 * 4096, MayMove, 0);
+        Assert.NotEqual(a, moved);
+        Assert.Equal(99UL, p.Read64((ulong)moved));
+        Assert.Equal((long)Scratch + 0x8000, p.Call(SyscallNumber.Mremap, (ulong)moved, 8 * 4096, 4096, MayMove | Fixed, Scratch + 0x8000));
+        Assert.Equal(99UL, p.Read64(Scratch + 0x8000));
+        Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Mremap, Scratch + 1, 4096, 4096, 0, 0));
+        Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Mremap, Scratch, 4096, 4096, Fixed, Scratch + 0x10000));
+        Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Mremap, Scratch, 4096, 4096, 8, 0));
+        Assert.Equal(Err(Errno.EFAULT), p.Call(SyscallNumber.Mremap, 0x2000_0000, 4096, 8192, MayMove, 0));
+    }
+
+    [Fact]
     public void Brk_ReturnsCurrentBreak_AndGrowsTheHeap()
     {
         using var p = new ProcessFixture();

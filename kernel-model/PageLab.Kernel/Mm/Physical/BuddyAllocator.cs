@@ -204,6 +204,28 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         page.OnLru = true;
     }
 
+    /// <summary>
+    /// Moves an LRU page to the old end of its list, so reclaim takes it first (MADV_COLD's
+    /// deactivation, MADV_FREE's lazy-free list); a page not on an LRU list is left alone.
+    /// </summary>
+    public void Deactivate(ulong frameNumber)
+    {
+        ref var page = ref AllocatedHead(frameNumber);
+        if (!page.OnLru)
+            return;
+        ref var lru = ref LruOf(frameNumber);
+        Unlink(ref lru, frameNumber);
+        int frame = (int)frameNumber;
+        page.Next = NoFrame;
+        page.Prev = lru.Last;
+        if (lru.Last != NoFrame)
+            pages[lru.Last].Next = frame;
+        else
+            lru.First = frame;
+        lru.Last = frame;
+        lru.Count++;
+    }
+
     /// <summary>Takes a frame off its LRU list (Linux's isolation, e.g. before a collapse copies it).</summary>
     public void RemoveFromLru(ulong frameNumber)
     {
@@ -497,7 +519,7 @@ public sealed partial class BuddyAllocator : IFrameAllocator
 
     /// <summary>
     /// Charges an allocated block to <paramref name="cgroup"/> (try_charge_memcg). Over the limit, and
-    /// if <paramref name="effort"/> allows direct reclaim (user pages' GFP_HIGHUSER_MOVABLE does, so it is the default), reclaims pages charged to the same group, on
+    /// if <paramref name="effort"/> allows direct reclaim (the default: user pages' GFP_HIGHUSER_MOVABLE may block), reclaims pages charged to the same group, on
     /// any node, with the cost charged to <paramref name="cost"/>; gives up, counting a failure, at once
     /// when it may not reclaim (Linux's !gfpflags_allow_blocking), when reclaim makes no progress, or
     /// after MAX_RECLAIM_RETRIES (16) rounds. A caller such as a collapse turns the failure into EBUSY.

@@ -1,0 +1,110 @@
+using System.Text;
+using Iced.Intel;
+using PageLab.Emulator.Cpu;
+using PageLab.Emulator.Paging;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace PageLab.Emulator.Tests.Cpu;
+
+/// <summary>
+/// The CPU counts same-page fetches and data accesses as first-level TLB hits without searching
+/// the TLB each time. These tests run the same program with that shortcut and without it (an
+/// attached observer turns it off, so every access is looked up as it happens) and require every
+/// counter of the MMU to be identical.
+/// </summary>
+public sealed class CpuTlbAccountingTests
+{
+    sealed class NullObserver : IPagingObserver
+    {
+        public void OnTlbLookup(int level, ulong linear, AccessKind kind, bool hit, PageSize size) { }
+        public void OnWalk(in WalkRecord walk) { }
+        public void OnInvalidation(InvalidationKind kind, ulong linear, ushort pcid) { }
+    }
+
+    /// <summary>Touches 12 data pages in a pattern that hits, misses and evicts, reads then writes, crosses pages, and calls.</summary>
+    static void Program(Assembler a)
+    {
+        var outer = a.CreateLabel();
+        var inner = a.CreateLabel();
+        var function = a.CreateLabel();
+        var noCrossing = a.CreateLabel();
+        var done = a.CreateLabel();
+        a.mov(r12, 40);
+        a.mov(r13, TestMachine.DataAddress);
+        a.Label(ref outer);
+        a.xor(ecx, ecx);
+        a.Label(ref inner);
+        a.mov(rax, rcx);
+        a.imul(rax, rax, 5);
+        a.xor(edx, edx);
+        a.mov(ebx, 12);
+        a.div(rbx);
+        a.shl(rdx, 12);
+        a.lea(rsi, __[r13 + rdx]);                    // page (5 * i) % 12
+        a.lea(rax, __[rcx * 8 + 3]);
+        a.mov(rdx, rax);
+        a.xor(edx, edx);
+        a.mov(rax, rcx);
+        a.imul(rax, rax, 7);
+        a.add(rax, 3);
+        a.div(rbx);
+        a.shl(rdx, 12);
+        a.lea(rdi, __[r13 + rdx]);                    // page (7 * i + 3) % 12
+        a.mov(eax, ecx);
+        a.and(eax, 511);
+        a.mov(r8, __qword_ptr[rsi + rax * 8]);        // read
+        a.mov(r9, __qword_ptr[rdi + rax * 8]);        // read another page
+        a.add(__qword_ptr[rsi + rax * 8], rcx);       // read-modify-write of the first page
+        a.mov(__qword_ptr[rdi + 8], r8);              // write the second
+        a.test(cl, 15);
+        a.jnz(noCrossing);
+        a.mov(__qword_ptr[rsi + 0xFFC], ecx);         // now and then a store crossing into the next page
+        a.Label(ref noCrossing);
+        a.call(function);
+        a.inc(rcx);
+        a.cmp(rcx, 100);
+        a.jne(inner);
+        a.dec(r12);
+        a.jnz(outer);
+        a.jmp(done);
+        a.Label(ref function);
+        a.push(rcx);
+        a.mov(rax, __qword_ptr[rsp]);
+        a.pop(rcx);
+        a.ret();
+        a.Label(ref done);
+        a.syscall();
+    }
+
+    static string CountersOf(Mmu mmu)
+    {
+        var c = mmu.Counters;
+        var text = new StringBuilder();
+        foreach (var level in c.Levels)
+            text.Append($"{level.Name}: lookups {level.Lookups} misses {level.Misses} hits {string.Join("/", level.HitsBySize)} fills {string.Join("/", level.FillsBySize)}\n");
+        text.Append($"walks {c.Walks} refs {c.WalkMemoryReferences} dirty {c.DirtyBitWalks} A {c.AccessedBitsSet} D {c.DirtyBitsSet} psc {string.Join("/", c.PagingStructureCacheHits)}\n");
+        return text.ToString();
+    }
+
+    static (string Counters, long Instructions) RunProgram(TlbConfig config, bool observed)
+    {
+        using var machine = new TestMachine(config);
+        machine.Load(Program);
+        if (observed) machine.Mmu.Observer = new NullObserver();
+        Assert.Equal(CpuStopReason.StopRequested, machine.Run(10_000_000));
+        return (CountersOf(machine.Mmu), machine.Cpu.InstructionsRetired);
+    }
+
+    public static TheoryData<string> Presets => new(TlbConfig.Presets.Keys);
+
+    [Theory]
+    [MemberData(nameof(Presets))]
+    public void SamePageShortcuts_CountExactlyWhatPerAccessLookupsCount(string preset)
+    {
+        var config = TlbConfig.Presets[preset];
+        var fast = RunProgram(config, observed: false);
+        var exact = RunProgram(config, observed: true);
+        Assert.Equal(exact.Instructions, fast.Instructions);
+        Assert.Equal(exact.Counters, fast.Counters);
+    }
+}
