@@ -39,11 +39,18 @@ public sealed partial class AddressSpace : IPageOwner
         return true;
     }
 
-    /// <summary>Reclaim of one of our anonymous pages: the PTE becomes <paramref name="swapPte"/> (try_to_unmap).</summary>
+    /// <summary>
+    /// Reclaim of one of our anonymous pages: the PTE becomes <paramref name="swapPte"/> (try_to_unmap),
+    /// or none when a lazily freed page is discarded.
+    /// </summary>
     public bool TryEvict(ulong index, ulong frame, SwapPte swapPte)
     {
         ref var page = ref memory.Page(frame);
-        return page.RefCount == page.MapCount && UnmapEvictedFrame(index << PagingConstants.PageBits, frame, swapPte);
+        ulong linear = index << PagingConstants.PageBits;
+        // Without a swap entry this is a lazily freed page: written to since MADV_FREE, it must stay.
+        if (swapPte == SwapPte.None && IsDirtyAt(linear))
+            return false;
+        return page.RefCount == page.MapCount && UnmapEvictedFrame(linear, frame, swapPte);
     }
 
     /// <summary>

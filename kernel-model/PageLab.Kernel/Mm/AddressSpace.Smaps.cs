@@ -12,14 +12,14 @@ public sealed partial class AddressSpace
     public struct MemoryUsage
     {
         public ulong Rss, PssTimes1K, PssDirtyTimes1K, PssAnonTimes1K, SharedClean, SharedDirty, PrivateClean, PrivateDirty;
-        public ulong Referenced, Anonymous, AnonHugePages, ShmemPmdMapped, Swap;
+        public ulong Referenced, Anonymous, LazyFree, AnonHugePages, ShmemPmdMapped, Swap;
 
         public void Add(in MemoryUsage other)
         {
             Rss += other.Rss; PssTimes1K += other.PssTimes1K; PssDirtyTimes1K += other.PssDirtyTimes1K; PssAnonTimes1K += other.PssAnonTimes1K;
             SharedClean += other.SharedClean; SharedDirty += other.SharedDirty;
             PrivateClean += other.PrivateClean; PrivateDirty += other.PrivateDirty;
-            Referenced += other.Referenced; Anonymous += other.Anonymous; AnonHugePages += other.AnonHugePages; ShmemPmdMapped += other.ShmemPmdMapped; Swap += other.Swap;
+            Referenced += other.Referenced; Anonymous += other.Anonymous; LazyFree += other.LazyFree; AnonHugePages += other.AnonHugePages; ShmemPmdMapped += other.ShmemPmdMapped; Swap += other.Swap;
         }
     }
 
@@ -77,6 +77,8 @@ public sealed partial class AddressSpace
         {
             usage.Anonymous += size;
             usage.PssAnonTimes1K += size * 1024 / (ulong)mappers;
+            if ((info.Flags & PageFlags.LazyFree) != 0 && !dirty)
+                usage.LazyFree += size;
         }
     }
 
@@ -136,7 +138,7 @@ public sealed partial class AddressSpace
         Field(text, "Referenced", usage.Referenced);
         Field(text, "Anonymous", usage.Anonymous);
         Field(text, "KSM", 0);
-        Field(text, "LazyFree", 0);
+        Field(text, "LazyFree", usage.LazyFree);
         Field(text, "AnonHugePages", usage.AnonHugePages);
         Field(text, "ShmemPmdMapped", usage.ShmemPmdMapped);
         Field(text, "FilePmdMapped", 0);

@@ -12,10 +12,13 @@ public static class MadviseAdvice
     public const int Sequential = 2;
     public const int WillNeed = 3;
     public const int DontNeed = 4;
+    public const int Free = 8;
     public const int HugePage = 14;
     public const int NoHugePage = 15;
     public const int Cold = 20;
     public const int PageOut = 21;
+    public const int PopulateRead = 22;
+    public const int PopulateWrite = 23;
     public const int Collapse = 25;
     /// <summary>The proposal: a collapse that never reclaims or compacts and stops at the first allocation or charge failure.</summary>
     public const int TryCollapse = 26;
@@ -38,7 +41,9 @@ public static class Madvise
     public static bool IsSupported(int advice, KernelAbi abi) => advice switch
     {
         MadviseAdvice.Normal or MadviseAdvice.Random or MadviseAdvice.Sequential or MadviseAdvice.WillNeed
-            or MadviseAdvice.DontNeed or MadviseAdvice.HugePage or MadviseAdvice.NoHugePage or MadviseAdvice.Collapse => true,
+            or MadviseAdvice.DontNeed or MadviseAdvice.Free or MadviseAdvice.HugePage or MadviseAdvice.NoHugePage
+            or MadviseAdvice.Cold or MadviseAdvice.PageOut or MadviseAdvice.PopulateRead or MadviseAdvice.PopulateWrite
+            or MadviseAdvice.Collapse => true,
         MadviseAdvice.TryCollapse => abi == KernelAbi.Proposal,
         _ => false,
     };
@@ -56,6 +61,8 @@ public static class Madvise
             return new(Errno.EINVAL, 0);
         if (end == start)
             return MadviseResult.Success(0);
+        if (advice is MadviseAdvice.PopulateRead or MadviseAdvice.PopulateWrite)
+            return Populate(mm, start, end, advice == MadviseAdvice.PopulateWrite);
 
         Errno? unmapped = null;
         ulong nanoseconds = 0;
@@ -87,6 +94,18 @@ public static class Madvise
             case MadviseAdvice.DontNeed:
                 mm.ZapPages(start, end);
                 return MadviseResult.Success(0);
+            case MadviseAdvice.Free:
+                // madvise_free_single_vma: only private anonymous memory (shmem and files: EINVAL).
+                if (!vma.IsAnonymous || (vma.Flags & VmaFlags.Shared) != 0)
+                    return new(Errno.EINVAL, 0);
+                mm.FreeLazily(start, end);
+                return MadviseResult.Success(0);
+            case MadviseAdvice.Cold or MadviseAdvice.PageOut:
+                mm.Deactivate(start, end, pageOut: advice == MadviseAdvice.PageOut);
+                return MadviseResult.Success(0);
+            case MadviseAdvice.WillNeed:
+                mm.ReadAhead(vma, start, end);
+                return MadviseResult.Success(0);
             case MadviseAdvice.HugePage:
                 mm.UpdateVmaFlags(start, end, flags => (flags | VmaFlags.HugePage) & ~VmaFlags.NoHugePage);
                 mm.Thp.Khugepaged.Register(mm); // khugepaged_enter_vma
@@ -99,9 +118,36 @@ public static class Madvise
             case MadviseAdvice.TryCollapse:
                 return Collapse(mm, vma, start, end, CollapsePolicy.TryCollapse);
             default:
-                // NORMAL, RANDOM, SEQUENTIAL, WILLNEED: read-ahead hints with no effect on anonymous memory here.
+                // NORMAL, RANDOM, SEQUENTIAL: read-ahead policy hints with no effect in the model.
                 return MadviseResult.Success(0);
         }
+    }
+
+    /// <summary>
+    /// MADV_POPULATE_READ / MADV_POPULATE_WRITE (madvise_populate, not the VMA walk): faults every page
+    /// in as a read or write access would, in address order, and stops at the first problem: a hole
+    /// (ENOMEM), a VMA that does not allow the access (EINVAL, what Linux 6.18 answers for incompatible
+    /// permissions), a fault that would signal (EFAULT) or find no memory (ENOMEM). The pages done before
+    /// stay populated.
+    /// </summary>
+    static MadviseResult Populate(AddressSpace mm, ulong start, ulong end, bool write)
+    {
+        for (ulong cursor = start; cursor < end;)
+        {
+            var vma = mm.FindVma(cursor);
+            if (vma is null)
+                return new(Errno.ENOMEM, 0);
+            if ((vma.Protection & (write ? Protection.Write : Protection.Read)) == 0)
+                return new(Errno.EINVAL, 0);
+            ulong pieceEnd = Math.Min(vma.End, end);
+            for (; cursor < pieceEnd; cursor += PagingConstants.PageSize)
+            {
+                var outcome = mm.Populate(cursor, write);
+                if (!outcome.IsResolved())
+                    return new(outcome == FaultOutcome.OutOfMemory ? Errno.ENOMEM : Errno.EFAULT, 0);
+            }
+        }
+        return MadviseResult.Success(0);
     }
 
     /// <summary>

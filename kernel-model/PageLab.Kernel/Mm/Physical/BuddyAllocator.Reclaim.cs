@@ -55,6 +55,18 @@ public sealed partial class BuddyAllocator
         if ((cgroup is not null && page.Memcg != cgroup.Id) || !page.IsMigratable)
             return false;
         var owner = Owners[page.Owner]!;
+        if ((page.Flags & PageFlags.LazyFree) != 0)
+        {
+            // A clean MADV_FREE page is dropped like clean page cache; a redirtied one is anonymous again.
+            if (owner.TryEvict(page.OwnerIndex, frame, SwapPte.None))
+            {
+                Counters.LazyFreed++;
+                cost?.Charge(MmCostKind.ReclaimDrop, MmCosts.DropCleanPagePerPageNs);
+                Free(frame, 0);
+                return true;
+            }
+            page.Flags &= ~PageFlags.LazyFree;
+        }
         if (page.Use == FrameUse.PageCache)
         {
             if ((page.Flags & PageFlags.Dirty) != 0 || !owner.TryEvict(page.OwnerIndex, frame, SwapPte.None))
@@ -75,6 +87,17 @@ public sealed partial class BuddyAllocator
         }
         Free(frame, 0);
         return true;
+    }
+
+    /// <summary>
+    /// Reclaims one page now (MADV_PAGEOUT's reclaim_pages): page cache is dropped, a lazily freed page
+    /// discarded, an anonymous page written to swap; false when the page stays (busy, shared, no swap).
+    /// </summary>
+    public bool TryReclaimNow(ulong frame, ICostSink? cost)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(frame, FrameCount);
+        cost?.Charge(MmCostKind.ReclaimScan, MmCosts.ReclaimScanPerPageNs);
+        return TryReclaimPage(frame, null, cost);
     }
 
     /// <summary>

@@ -204,6 +204,28 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         page.OnLru = true;
     }
 
+    /// <summary>
+    /// Moves an LRU page to the old end of its list, so reclaim takes it first (MADV_COLD's
+    /// deactivation, MADV_FREE's lazy-free list); a page not on an LRU list is left alone.
+    /// </summary>
+    public void Deactivate(ulong frameNumber)
+    {
+        ref var page = ref AllocatedHead(frameNumber);
+        if (!page.OnLru)
+            return;
+        ref var lru = ref LruOf(frameNumber);
+        Unlink(ref lru, frameNumber);
+        int frame = (int)frameNumber;
+        page.Next = NoFrame;
+        page.Prev = lru.Last;
+        if (lru.Last != NoFrame)
+            pages[lru.Last].Next = frame;
+        else
+            lru.First = frame;
+        lru.Last = frame;
+        lru.Count++;
+    }
+
     /// <summary>Takes a frame off its LRU list (Linux's isolation, e.g. before a collapse copies it).</summary>
     public void RemoveFromLru(ulong frameNumber)
     {

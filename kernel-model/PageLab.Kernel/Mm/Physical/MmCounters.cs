@@ -15,6 +15,8 @@ public sealed class MmCounters
     public ulong PageScanDirect, PageStealDirect;
     /// <summary>pswpout, pswpin: pages written to and read from swap.</summary>
     public ulong SwapOut, SwapIn;
+    /// <summary>pglazyfree, pglazyfreed: pages given up by MADV_FREE, and those reclaim then discarded.</summary>
+    public ulong LazyFree, LazyFreed;
 
     /// <summary>
     /// The counters as /proc/vmstat names them, in the order Linux 6.18 prints them (stalls count in
@@ -25,6 +27,8 @@ public sealed class MmCounters
         ("pswpin", SwapIn),
         ("pswpout", SwapOut),
         ("allocstall_normal", AllocStall),
+        ("pglazyfree", LazyFree),
+        ("pglazyfreed", LazyFreed),
         ("pgsteal_direct", PageStealDirect),
         ("pgscan_direct", PageScanDirect),
         ("pgmigrate_success", PageMigrateSuccess),

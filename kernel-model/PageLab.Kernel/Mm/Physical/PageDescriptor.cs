@@ -27,6 +27,11 @@ public enum PageFlags : byte
     Locked = 1 << 1,
     /// <summary>Pinned by get_user_pages(FOLL_PIN) (e.g. for DMA): neither migrated nor reclaimed.</summary>
     Pinned = 1 << 2,
+    /// <summary>
+    /// An anonymous page given up by MADV_FREE (Linux clears PG_swapbacked): reclaim discards it without
+    /// swap unless the guest wrote to it since (its PTE is dirty again).
+    /// </summary>
+    LazyFree = 1 << 3,
 }
 
 /// <summary>Where a frame is in the allocator's life cycle; only the allocator changes it.</summary>

@@ -1,0 +1,121 @@
+using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm.Physical;
+
+namespace PageLab.Kernel.Mm;
+
+/// <summary>The page-level work of MADV_FREE, MADV_COLD, MADV_PAGEOUT and MADV_WILLNEED on one VMA piece.</summary>
+public sealed partial class AddressSpace
+{
+    /// <summary>
+    /// MADV_FREE (madvise_free_pte_range): swapped-out pages are dropped with their slots; each page
+    /// mapped only here gets a clean, old PTE (flushed, so the next write sets D again) and becomes
+    /// lazily freed: reclaim discards it unless it is written first. Huge PMDs partly covered are split.
+    /// </summary>
+    public void FreeLazily(ulong start, ulong end)
+    {
+        SplitHugePmdsPartlyIn(start, end);
+        var flush = new FlushGather();
+        Tables.VisitPtes(start, end, (linear, pteAddress) =>
+        {
+            var pte = Tables.Read(pteAddress);
+            if (pte.Raw == 0)
+                return;
+            if (!MapsFrame(pte))
+            {
+                Tables.Write(pteAddress, default);
+                ReleaseSwapEntry(new SwapPte(pte.Raw));
+                return;
+            }
+            if (pte.FrameNumber == memory.ZeroFrame)
+                return;
+            ref var page = ref memory.Page(pte.FrameNumber);
+            if (page.Use != FrameUse.Anonymous || page.MapCount != 1)
+                return;
+            Tables.Write(pteAddress, pte.Without(PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
+            if (pte.IsPresent)
+                flush.Add(linear);
+            if ((page.Flags & PageFlags.LazyFree) == 0)
+                memory.Frames.Counters.LazyFree++;
+            page.Flags |= PageFlags.LazyFree;
+            memory.Frames.Deactivate(pte.FrameNumber);
+        });
+        Flush(flush);
+    }
+
+    /// <summary>
+    /// MADV_COLD and MADV_PAGEOUT (madvise_cold_or_pageout_pte_range): every page mapped only here
+    /// loses its accessed bit and moves to the old end of its LRU list; with <paramref name="pageOut"/>
+    /// it is reclaimed at once (page cache dropped, anonymous memory swapped if there is swap), at the
+    /// caller's cost. PAGEOUT splits the huge PMDs in the range first.
+    /// </summary>
+    /// <returns>Pages reclaimed.</returns>
+    public int Deactivate(ulong start, ulong end, bool pageOut)
+    {
+        if (pageOut)
+        {
+            foreach (var (region, pmdAddress) in HugePmdsIn(start, end))
+                SplitHugePmd(region, pmdAddress);
+        }
+        var frames = new List<ulong>();
+        Tables.VisitPtes(start, end, (_, pteAddress) =>
+        {
+            var pte = Tables.Read(pteAddress);
+            if (!pte.IsPresent || pte.FrameNumber == memory.ZeroFrame)
+                return;
+            ref var page = ref memory.Page(pte.FrameNumber);
+            if (page.MapCount != 1 || page.State != PageState.Head || page.Order != 0)
+                return;
+            Tables.Write(pteAddress, pte.Without(PageTableEntry.AccessedBit));
+            memory.Frames.Deactivate(pte.FrameNumber);
+            frames.Add(pte.FrameNumber);
+        });
+        int reclaimed = 0;
+        if (pageOut)
+        {
+            foreach (ulong frame in frames)
+            {
+                if (memory.Frames.TryReclaimNow(frame, CostSink))
+                    reclaimed++;
+            }
+        }
+        return reclaimed;
+    }
+
+    /// <summary>MADV_WILLNEED on a file mapping (madvise_willneed's readahead): reads the range's file pages into the page cache, unmapped.</summary>
+    public void ReadAhead(Vma vma, ulong start, ulong end)
+    {
+        if (vma.File is null)
+            return;
+        for (ulong page = start; page < end; page += PagingConstants.PageSize)
+        {
+            long offset = vma.FileOffsetOf(page);
+            if (offset >= vma.File.Length || !memory.PageCache.TryGetFrame(vma.File, offset >> PagingConstants.PageBits, out _, CostSink))
+                return;
+        }
+    }
+
+    /// <summary>
+    /// Faults one page in for MADV_POPULATE_*: nothing when the walk already allows the access, else the
+    /// fault the access would take (a write to a read-only present PTE is a write-protect fault).
+    /// </summary>
+    public FaultOutcome Populate(ulong page, bool write)
+    {
+        var leaf = Tables.Walk(page)[^1].Entry;
+        if (leaf.IsPresent && (!write || leaf.IsWritable))
+            return FaultOutcome.Spurious;
+        return HandleFault(page, write ? AccessKind.Write : AccessKind.Read, leaf.IsPresent);
+    }
+
+    /// <summary>Splits the huge PMDs that [start, end) covers only in part.</summary>
+    void SplitHugePmdsPartlyIn(ulong start, ulong end)
+    {
+        foreach (var (region, pmdAddress) in HugePmdsIn(start, end))
+        {
+            if (region < start || region + PagingConstants.LargePageSize > end)
+                SplitHugePmd(region, pmdAddress);
+        }
+    }
+
+    /// <summary>Is the PTE of <paramref name="linear"/> dirty (written since it was last cleaned)?</summary>
+    bool IsDirtyAt(ulong linear) => Tables.ReadPte(linear).IsDirty;
+}
