@@ -119,14 +119,14 @@ public sealed class KernelMemory
     /// <summary>Copies one 4 KiB frame into another (collapse, COW, migration).</summary>
     public void CopyFrame(ulong source, ulong destination)
     {
-        FrameSpan(source).CopyTo(FrameSpan(destination));
+        PageCopy.Copy(FrameSpan(source), FrameSpan(destination));
         Guest.FrameWritten(destination);
     }
 
     /// <summary>Zero-fills one 4 KiB frame.</summary>
     public void ZeroFrame4K(ulong frameNumber)
     {
-        FrameSpan(frameNumber).Clear();
+        PageCopy.Zero(FrameSpan(frameNumber));
         Guest.FrameWritten(frameNumber);
     }
 
