@@ -48,6 +48,23 @@ public sealed class ProcViewsTests
     }
 
     [Fact]
+    public void PageTypeInfo_CapsAFreeListAt100000_ButBuddyInfoCountsItAll()
+    {
+        using var memory = new PhysicalMemory(1024 * MiB);
+        var allocator = new BuddyAllocator(memory);
+        var frames = new List<ulong>();
+        while (allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong frame))
+            frames.Add(frame);
+        // Freeing every other frame (2, 4, ...; frame 0 is reserved) leaves 131071 order-0 blocks that cannot merge.
+        foreach (ulong frame in frames.Where(f => f % 2 == 0))
+            allocator.Free(frame, 0);
+
+        string movable = ProcViews.PageTypeInfo(allocator).Split('\n').Single(line => line.Contains("type      Movable", StringComparison.Ordinal));
+        Assert.StartsWith("Node    0, zone   Normal, type      Movable >100000      0 ", movable, StringComparison.Ordinal);
+        Assert.StartsWith("Node 0, zone   Normal 131071      0 ", ProcViews.BuddyInfo(allocator), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void VmstatFields_UseLinuxNamesInTheHostsOrder_WithTheCountedValues()
     {
         using var memory = new PhysicalMemory(8 * MiB);
