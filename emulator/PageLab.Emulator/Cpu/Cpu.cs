@@ -40,6 +40,7 @@ internal enum ExecResult : byte
 /// the data TLB of the <see cref="Paging.Mmu"/>; faults are values handed to the <see cref="ICpuHost"/>.
 /// </summary>
 [DebuggerDisplay("rip={Rip,h} rsp={Gpr(4),h} retired={InstructionsRetired}")]
+[SkipLocalsInit] // the hot methods' struct locals are always assigned before use; zeroing them costs on every instruction
 public sealed unsafe partial class Cpu
 {
     /// <summary>Register code of AH (CH, DH, BH follow): 16 + the index of the full register.</summary>
