@@ -109,6 +109,29 @@ public class SyscallTests
     }
 
     [Fact]
+    public void ProcSelfPagemap_ReportsPresentExclusiveZeroPageAndFrames()
+    {
+        using var p = new ProcessFixture();
+        ulong region = (ulong)p.Call(SyscallNumber.Mmap, 0, 4 * 4096, 3, 0x22, unchecked((ulong)-1), 0);
+        Assert.True(p.Process.User.TryWriteUInt64(region, 1));
+        Assert.True(p.Process.User.TryReadUInt64(region + 2 * 4096, out _));
+        long fd = p.Call(SyscallNumber.Openat, unchecked((ulong)-100), p.PutString("/proc/self/pagemap"), 0);
+        Assert.True(fd >= 3);
+        Assert.Equal(32, p.Call(SyscallNumber.Pread64, (ulong)fd, Scratch + 4096, 32, region / 4096 * 8));
+        ulong written = p.Read64(Scratch + 4096), untouched = p.Read64(Scratch + 4096 + 8), zero = p.Read64(Scratch + 4096 + 16);
+        Assert.Equal(AddressSpace.PagemapPresent | AddressSpace.PagemapExclusive | AddressSpace.PagemapSoftDirty,
+            written & ~AddressSpace.PagemapFrameMask);
+        Assert.Equal(p.Process.Space.Tables.ReadPte(region).FrameNumber, written & AddressSpace.PagemapFrameMask);
+        Assert.Equal(AddressSpace.PagemapSoftDirty, untouched);
+        Assert.Equal(AddressSpace.PagemapPresent | AddressSpace.PagemapSoftDirty, zero & ~AddressSpace.PagemapFrameMask);
+        Assert.Equal(16, p.Call(SyscallNumber.Pread64, (ulong)fd, Scratch + 4096, 16, 0x4000 / 4096 * 8));
+        Assert.Equal(0UL, p.Read64(Scratch + 4096));
+        Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Pread64, (ulong)fd, Scratch + 4096, 12, 0));
+        Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Pread64, (ulong)fd, Scratch + 4096, 8, 4));
+        Assert.Equal(0, p.Call(SyscallNumber.Pread64, (ulong)fd, Scratch + 4096, 8, (long)(AddressSpace.TaskSize / 4096 * 8)));
+    }
+
+    [Fact]
     public void TransparentHugepageSysfsFiles_ReadLikeLinux()
     {
         using var p = new ProcessFixture();
