@@ -188,6 +188,12 @@ public sealed class Machine : ICpuHost, IDisposable
             _ => (SigKill, "out of memory: no free frame"),
         };
         report = FaultReport(cpu, fault, access, code);
+        if (signal != SigKill && Process.Settings.Strace is { } strace)
+        {
+            string name = StraceFormatter.SignalName(signal);
+            string address = fault.LinearAddress == 0 ? "NULL" : $"0x{fault.LinearAddress:x}";
+            strace.Write($"--- {name} {{si_signo={name}, si_code={code[..code.IndexOf(':', StringComparison.Ordinal)]}, si_addr={address}}} ---\n");
+        }
         Process.Kill(signal);
         return false;
     }
