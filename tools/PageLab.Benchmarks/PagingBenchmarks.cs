@@ -12,7 +12,7 @@ namespace PageLab.Benchmarks;
 /// of pages chosen so that every read takes the intended path; <see cref="GlobalSetup"/> checks that with the
 /// MMU's counters, so a changed TLB shape cannot silently turn a miss benchmark into a hit benchmark.
 /// </summary>
-[MemoryDiagnoser, MinColumn, MedianColumn]
+[MemoryDiagnoser, MinColumn, MedianColumn, Config(typeof(ThreadCpuTimeConfig))]
 public unsafe class PagingBenchmarks
 {
     const int Accesses = 64;

@@ -16,6 +16,7 @@ public sealed unsafe class Mmu
     const ulong PcidMask = 0xFFF;
 
     readonly TlbLevel[] levels;
+    readonly TlbLevelCounters[] levelCounters;
     readonly int[] fetchChain;
     readonly int[] dataChain;
     // Indexed by PagingLevel of the cached entry: [2] PDE cache ... [5] PML5E cache.
@@ -26,6 +27,43 @@ public sealed unsafe class Mmu
     readonly ulong addressMask; // bits MAXPHYADDR-1:12
     AccessContext context;
     ushort pcid;
+    // Bit (kind * 8 + (attributes & 7)) is 1 when the R/W, U/S, XD attributes allow that access kind in the current
+    // context, protection keys aside: the TLB-hit check is one shift. Recomputed when the context changes.
+    uint allowedAccesses;
+    bool protectionKeysOn;
+    // What a walk produced, for the lookup to return by reference like a TLB entry.
+    TlbEntryData walked;
+    LastHits lastHits;
+
+    /// <summary>
+    /// The last first-level TLB hit of one access kind, so that the next access to the same 4 KiB page skips the
+    /// search. It is that same TLB entry: the hit is counted and the entry touched exactly as a search would. Anything
+    /// that changes a TLB level, the PCID, the control bits or the privilege context forgets it (<see cref="ForgetLastHits"/>).
+    /// </summary>
+    struct LastHit
+    {
+        public const ulong NoPage = ulong.MaxValue;
+        public ulong Page;  // linear >> 12, NoPage when empty
+        public byte* Host;  // host address of that 4 KiB page
+        public ulong Frame; // its physical frame number, for code-frame write notification
+        public TlbArray? Array;
+        public int Index;
+        public TlbLevelCounters? Counters;
+        public int Size;
+    }
+
+    [InlineArray(3)]
+    struct LastHits
+    {
+        LastHit first;
+    }
+
+    void ForgetLastHits()
+    {
+        lastHits[0].Page = LastHit.NoPage;
+        lastHits[1].Page = LastHit.NoPage;
+        lastHits[2].Page = LastHit.NoPage;
+    }
 
     /// <param name="memory">Physical memory holding page tables and data.</param>
     /// <param name="tlb">Shape of the TLB hierarchy and paging-structure caches.</param>
@@ -50,6 +88,7 @@ public sealed unsafe class Mmu
         structureCaches[4] = new PagingStructureCache(PagingLevel.Pml4, psc.Pml4Entries);
         structureCaches[5] = new PagingStructureCache(PagingLevel.Pml5, psc.Pml5Entries);
         Counters = new MmuCounters(tlb.Levels.Select(l => l.Name));
+        levelCounters = Counters.Levels;
         codeFrames = new ulong[((memory.Size >> PagingConstants.PageBits) + 63) / 64];
         hostAddressOf = HostAddressOf;
         ApplyFlags(flags);
@@ -64,7 +103,18 @@ public sealed unsafe class Mmu
     public int MaxPhysicalAddressBits { get; }
 
     /// <summary>Receives TLB, walk and invalidation events; null (the default) costs nothing.</summary>
-    public IPagingObserver? Observer { get; set; }
+    /// <remarks>With an observer attached every access searches the TLB, so that each lookup is reported.</remarks>
+    public IPagingObserver? Observer
+    {
+        get => observer;
+        set
+        {
+            observer = value;
+            ForgetLastHits();
+        }
+    }
+
+    IPagingObserver? observer;
 
     /// <summary>Called with a frame number when a write reaches a frame the CPU marked as holding decoded code.</summary>
     public Action<ulong>? CodeFrameWritten { get; set; }
@@ -80,21 +130,21 @@ public sealed unsafe class Mmu
     public bool UserMode
     {
         get => context.UserMode;
-        set => context = context with { UserMode = value };
+        set => SetContext(context with { UserMode = value });
     }
 
     /// <summary>EFLAGS.AC, which lets supervisor code reach user pages under SMAP.</summary>
     public bool AlignmentCheck
     {
         get => context.AlignmentCheck;
-        set => context = context with { AlignmentCheck = value };
+        set => SetContext(context with { AlignmentCheck = value });
     }
 
     /// <summary>The PKRU register: access-disable and write-disable bits per protection key.</summary>
     public uint Pkru
     {
         get => context.Pkru;
-        set => context = context with { Pkru = value };
+        set => SetContext(context with { Pkru = value });
     }
 
     /// <summary>The physical address of the root table (PML4 or PML5) named by CR3.</summary>
@@ -108,13 +158,14 @@ public sealed unsafe class Mmu
     {
         bool pcidEnabled = (context.Flags & ControlFlags.PcidEnable) != 0;
         bool noFlush = pcidEnabled && (value & Cr3NoFlushBit) != 0;
+        ForgetLastHits(); // the PCID may change
         Cr3 = value & ~Cr3NoFlushBit;
         pcid = pcidEnabled ? (ushort)(Cr3 & PcidMask) : (ushort)0;
         Counters.Cr3Writes++;
         if (noFlush) return;
         foreach (var level in levels) level.InvalidateAll(pcid, allPcids: false, includeGlobal: false);
         InvalidateStructureCaches(pcid, allPcids: false);
-        Observer?.OnInvalidation(InvalidationKind.Cr3Write, 0, pcid);
+        observer?.OnInvalidation(InvalidationKind.Cr3Write, 0, pcid);
     }
 
     /// <summary>
@@ -133,14 +184,38 @@ public sealed unsafe class Mmu
         if ((changed & (ControlFlags.PageGlobalEnable | ControlFlags.La57)) != 0 || pcidCleared)
         {
             FlushEverything();
-            Observer?.OnInvalidation(InvalidationKind.ControlFlagsChange, 0, pcid);
+            observer?.OnInvalidation(InvalidationKind.ControlFlagsChange, 0, pcid);
         }
         return true;
     }
 
+    void SetContext(AccessContext value)
+    {
+        ForgetLastHits();
+        context = value;
+        protectionKeysOn = (value.Flags & ControlFlags.ProtectionKeys) != 0;
+        var withoutKeys = value with { Flags = value.Flags & ~ControlFlags.ProtectionKeys };
+        uint allowed = 0;
+        for (var kind = AccessKind.Read; kind <= AccessKind.Fetch; kind++)
+            for (int rights = 0; rights < 8; rights++)
+                if (AccessRights.Check((TranslationAttributes)rights, 0, kind, withoutKeys) == PageFaultErrorCode.None)
+                    allowed |= 1u << ((int)kind * 8 + rights);
+        allowedAccesses = allowed;
+    }
+
+    /// <summary>The access check of a TLB hit: the precomputed bit, and the full rules only for keys or a refusal.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    PageFaultErrorCode CheckAccess(in TlbEntryData entry, AccessKind kind)
+    {
+        int rights = (int)entry.Attributes & 7;
+        if (((allowedAccesses >> ((int)kind * 8 + rights)) & 1) != 0 && !(protectionKeysOn && (entry.Attributes & TranslationAttributes.User) != 0))
+            return PageFaultErrorCode.None;
+        return AccessRights.Check(entry.Attributes, entry.ProtectionKey, kind, context);
+    }
+
     void ApplyFlags(ControlFlags value)
     {
-        context = context with { Flags = value };
+        SetContext(context with { Flags = value });
         pcid = (value & ControlFlags.PcidEnable) != 0 ? (ushort)(Cr3 & PcidMask) : (ushort)0;
         reservedAlways = PageTableEntry.AddressMask52 & ~((1UL << MaxPhysicalAddressBits) - 1);
         if ((value & ControlFlags.NoExecuteEnable) == 0) reservedAlways |= PageTableEntry.ExecuteDisableBit;
@@ -157,20 +232,61 @@ public sealed unsafe class Mmu
     /// <summary>Translates one access; on success <paramref name="physical"/> is the physical address.</summary>
     public TranslationFault Translate(ulong linear, AccessKind kind, out ulong physical)
     {
-        var fault = Lookup(linear, kind, out var entry, out var size);
-        physical = fault.IsFault ? 0 : entry.PhysicalBase + (linear & (size.Bytes() - 1));
+        ref LastHit last = ref lastHits[(int)kind];
+        if ((linear >> PagingConstants.PageBits) == last.Page)
+        {
+            CountLastHit(ref last);
+            physical = (last.Frame << PagingConstants.PageBits) + (linear & PagingConstants.PageMask);
+            return TranslationFault.None;
+        }
+        ref readonly var entry = ref Lookup(linear, kind, out ulong offsetMask, out var fault, ref last);
+        if (fault.IsFault) { physical = 0; return fault; }
+        physical = entry.PhysicalBase + (linear & offsetMask);
+        Remember(ref last, linear, entry, linear & offsetMask);
         return fault;
+    }
+
+    /// <summary>Counts and touches a remembered first-level hit as the search would have.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void CountLastHit(ref LastHit last)
+    {
+        last.Counters!.Lookups++;
+        last.Counters.HitsBySize[last.Size]++;
+        last.Array!.Touch(last.Index);
+    }
+
+    /// <summary>Remembers the first-level hit <see cref="Lookup"/> described, for pages inside one host chunk.</summary>
+    void Remember(ref LastHit last, ulong linear, in TlbEntryData entry, ulong offset)
+    {
+        if (last.Array is null || entry.HostBase == 0 || observer is not null) return;
+        last.Page = linear >> PagingConstants.PageBits;
+        last.Host = (byte*)entry.HostBase + (offset & ~PagingConstants.PageMask);
+        last.Frame = (entry.PhysicalBase + offset) >> PagingConstants.PageBits;
     }
 
     /// <summary>
     /// Translates one access to a host pointer, valid up to the end of <paramref name="linear"/>'s 4 KiB page.
     /// A write to a frame holding decoded code notifies <see cref="CodeFrameWritten"/> first.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TranslationFault TranslateToHost(ulong linear, AccessKind kind, out byte* host)
     {
-        var fault = Lookup(linear, kind, out var entry, out var size);
+        ref LastHit last = ref lastHits[(int)kind];
+        if ((linear >> PagingConstants.PageBits) != last.Page)
+            return SearchAndTranslateToHost(linear, kind, out host);
+        CountLastHit(ref last);
+        host = last.Host + (linear & PagingConstants.PageMask);
+        if (kind == AccessKind.Write) NotifyFrameWritten(last.Frame);
+        return TranslationFault.None;
+    }
+
+    TranslationFault SearchAndTranslateToHost(ulong linear, AccessKind kind, out byte* host)
+    {
+        ref LastHit last = ref lastHits[(int)kind];
+        ref readonly var entry = ref Lookup(linear, kind, out ulong offsetMask, out var fault, ref last);
         if (fault.IsFault) { host = null; return fault; }
-        ulong offset = linear & (size.Bytes() - 1);
+        ulong offset = linear & offsetMask;
+        Remember(ref last, linear, entry, offset);
         if (entry.HostBase != 0)
         {
             host = (byte*)entry.HostBase + offset;
@@ -286,32 +402,40 @@ public sealed unsafe class Mmu
         return TranslationFault.None;
     }
 
-    /// <summary>The TLB lookup, then a walk on a miss; the entry used and its (stored) page size.</summary>
-    TranslationFault Lookup(ulong linear, AccessKind kind, out TlbEntryData entry, out PageSize size)
+    /// <summary>
+    /// The TLB lookup, then a walk on a miss: the entry used (a TLB entry, or the walk's result) and the offset mask of
+    /// its stored page size. On a fault the returned entry is meaningless. A hit in the first level is described in
+    /// <paramref name="hit"/> (its Array is null otherwise), for the caller to remember.
+    /// </summary>
+    ref readonly TlbEntryData Lookup(ulong linear, AccessKind kind, out ulong offsetMask, out TranslationFault fault, ref LastHit hit)
     {
+        offsetMask = 0;
+        hit.Page = LastHit.NoPage;
+        hit.Array = null;
         if (!IsCanonical(linear))
         {
             Counters.GeneralProtectionFaults++;
-            entry = default;
-            size = default;
-            return new TranslationFault(TranslationFaultKind.GeneralProtection, linear, PageFaultErrorCode.None);
+            fault = new TranslationFault(TranslationFaultKind.GeneralProtection, linear, PageFaultErrorCode.None);
+            return ref walked;
         }
         int[] chain = kind == AccessKind.Fetch ? fetchChain : dataChain;
         for (int i = 0; i < chain.Length; i++)
         {
             int li = chain[i];
             var level = levels[li];
-            var counters = Counters.Levels[li];
+            var counters = levelCounters[li];
             counters.Lookups++;
-            if (level.Lookup(linear, pcid, out int array, out int index, out size))
+            if (level.Lookup(linear, pcid, out int array, out int index, out var size))
             {
-                entry = level.Arrays[array].Data(index);
-                Observer?.OnTlbLookup(li, linear, kind, true, size);
-                var error = AccessRights.Check(entry.Attributes, entry.ProtectionKey, kind, context);
+                var tlbArray = level.Arrays[array];
+                ref readonly var entry = ref tlbArray.Data(index);
+                observer?.OnTlbLookup(li, linear, kind, true, size);
+                var error = CheckAccess(entry, kind);
                 if (error != PageFaultErrorCode.None)
                 {
                     counters.HitsBySize[(int)size]++;
-                    return PageFault(linear, error);
+                    fault = PageFault(linear, error);
+                    return ref walked;
                 }
                 if (kind == AccessKind.Write && (entry.Attributes & TranslationAttributes.Dirty) == 0)
                 {
@@ -322,21 +446,32 @@ public sealed unsafe class Mmu
                     break;
                 }
                 counters.HitsBySize[(int)size]++;
-                level.Arrays[array].Touch(index);
+                tlbArray.Touch(index);
+                if (i == 0)
+                {
+                    hit.Array = tlbArray;
+                    hit.Index = index;
+                    hit.Counters = counters;
+                    hit.Size = (int)size;
+                }
                 for (int j = 0; j < i; j++) FillLevel(chain[j], linear, size, entry);
-                return TranslationFault.None;
+                offsetMask = size.Bytes() - 1;
+                fault = TranslationFault.None;
+                return ref entry;
             }
             counters.Misses++;
-            Observer?.OnTlbLookup(li, linear, kind, false, default);
+            observer?.OnTlbLookup(li, linear, kind, false, default);
         }
-        var fault = Walk(linear, kind, out entry, out size, commit: true, out _);
-        if (fault.IsFault) return fault;
-        foreach (int li in chain) FillLevel(li, linear, size, entry);
-        return TranslationFault.None;
+        fault = Walk(linear, kind, out walked, out var walkedSize, commit: true, out _);
+        if (fault.IsFault) return ref walked;
+        foreach (int li in chain) FillLevel(li, linear, walkedSize, walked);
+        offsetMask = walkedSize.Bytes() - 1;
+        return ref walked;
     }
 
     void FillLevel(int level, ulong linear, PageSize size, TlbEntryData entry)
     {
+        ForgetLastHits(); // the fill may evict a remembered entry
         if (levels[level].Fill(linear, size, pcid, entry, hostAddressOf) is { } stored)
             Counters.Levels[level].FillsBySize[(int)stored]++;
     }
@@ -472,7 +607,7 @@ public sealed unsafe class Mmu
 
     TranslationFault Finish(ref WalkRecord record, bool commit)
     {
-        if (commit) Observer?.OnWalk(record);
+        if (commit) observer?.OnWalk(record);
         return record.Fault;
     }
 
@@ -493,9 +628,10 @@ public sealed unsafe class Mmu
     TranslationFault PageFault(ulong linear, PageFaultErrorCode error)
     {
         Counters.PageFaults++;
+        ForgetLastHits();
         foreach (var level in levels) level.InvalidateAddress(linear, pcid, includeGlobal: true);
         for (int i = 2; i < structureCaches.Length; i++) structureCaches[i].InvalidateAddress(linear, pcid);
-        Observer?.OnInvalidation(InvalidationKind.PageFault, linear, pcid);
+        observer?.OnInvalidation(InvalidationKind.PageFault, linear, pcid);
         return new TranslationFault(TranslationFaultKind.PageFault, linear, error);
     }
 
@@ -516,16 +652,18 @@ public sealed unsafe class Mmu
     public void Invlpg(ulong linear)
     {
         Counters.Invlpg++;
+        ForgetLastHits();
         if (!IsCanonical(linear)) return;
         foreach (var level in levels) level.InvalidateAddress(linear, pcid, includeGlobal: true);
         InvalidateStructureCaches(pcid, allPcids: false);
-        Observer?.OnInvalidation(InvalidationKind.Invlpg, linear, pcid);
+        observer?.OnInvalidation(InvalidationKind.Invlpg, linear, pcid);
     }
 
     /// <summary>INVPCID with the semantics of each type (SDM Vol. 2). The caller has checked the descriptor.</summary>
     public void Invpcid(InvpcidType type, ushort targetPcid, ulong linear)
     {
         Counters.Invpcid++;
+        ForgetLastHits();
         switch (type)
         {
             case InvpcidType.IndividualAddress:
@@ -547,19 +685,20 @@ public sealed unsafe class Mmu
             default:
                 throw new ArgumentOutOfRangeException(nameof(type));
         }
-        Observer?.OnInvalidation(InvalidationKind.Invpcid, linear, targetPcid);
+        observer?.OnInvalidation(InvalidationKind.Invpcid, linear, targetPcid);
     }
 
     /// <summary>Drops every translation of every PCID, global ones too, and every paging-structure-cache entry.</summary>
     public void FlushAll()
     {
         FlushEverything();
-        Observer?.OnInvalidation(InvalidationKind.FullFlush, 0, pcid);
+        observer?.OnInvalidation(InvalidationKind.FullFlush, 0, pcid);
     }
 
     void FlushEverything()
     {
         Counters.FullFlushes++;
+        ForgetLastHits();
         foreach (var level in levels) level.InvalidateAll(0, allPcids: true, includeGlobal: true);
         InvalidateStructureCaches(0, allPcids: true);
     }

@@ -42,12 +42,8 @@ public enum PageSize : byte
 /// <summary>Helpers on <see cref="PageSize"/>.</summary>
 public static class PageSizeExtensions
 {
-    public static int Bits(this PageSize size) => size switch
-    {
-        PageSize.Size4K => PagingConstants.PageBits,
-        PageSize.Size2M => PagingConstants.LargePageBits,
-        _ => PagingConstants.HugePageBits,
-    };
+    /// <summary>12, 21 or 30: each size up adds one level of 9 bits (computed, not switched: it is on the TLB lookup path).</summary>
+    public static int Bits(this PageSize size) => PagingConstants.PageBits + (int)size * PagingConstants.LevelBits;
 
     public static ulong Bytes(this PageSize size) => 1UL << size.Bits();
 

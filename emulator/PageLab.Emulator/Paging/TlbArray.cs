@@ -38,11 +38,12 @@ internal sealed class TlbArray
     readonly TlbEntryData[] data;
     readonly ulong[] lastUse;   // LRU: the array's use counter when each way was last touched
     readonly ulong[] plruBits;  // tree-PLRU: one word of node bits per set
-    readonly int stride;        // ways rounded up to a multiple of 4 (a Vector256 of tags); padding tags stay 0 (invalid)
+    readonly int stride;        // ways rounded up to 4 or a multiple of 8 (one vector of tags); padding tags stay 0 (invalid)
     readonly int setMask;
     readonly TlbReplacement replacement;
     ulong useCounter;
     ulong randomState;
+    int lastTouched = -1;       // touching the most recently used entry again changes no policy state: skip it
 
     public TlbArray(TlbArrayConfig config, TlbReplacement replacement, ulong seed)
     {
@@ -50,7 +51,7 @@ internal sealed class TlbArray
             throw new ArgumentException($"TLB array needs a power-of-two set count, 1..128 ways and at least one page size: {config}");
         Config = config;
         Ways = config.Ways;
-        stride = (config.Ways + 3) & ~3;
+        stride = config.Ways <= 4 ? 4 : (config.Ways + 7) & ~7;
         setMask = config.Sets - 1;
         this.replacement = replacement;
         tags = new ulong[config.Sets * stride];
@@ -76,21 +77,58 @@ internal sealed class TlbArray
     static ulong TagFor(ulong linear, PageSize size) =>
         (PageNumber(linear, size) << PageNumberShift) | ((ulong)size << SizeShift) | ValidBit;
 
-    /// <summary>Finds the entry translating <paramref name="linear"/> at <paramref name="size"/> for <paramref name="pcid"/> (or global); -1 when absent.</summary>
+    /// <summary>
+    /// Finds the entry translating <paramref name="linear"/> at <paramref name="size"/> for <paramref name="pcid"/> (or global);
+    /// -1 when absent. A set of up to 4 ways (8 with AVX-512) is one vector compare: no branch per way to mispredict.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Find(ulong linear, PageSize size, ushort pcid)
     {
-        ulong tag = TagFor(linear, size);
-        int set = (int)PageNumber(linear, size) & setMask;
-        int start = set * stride;
-        var own = Vector256.Create(tag | ((ulong)pcid << PcidShift));
-        var global = Vector256.Create(tag | GlobalBit);
-        ref ulong first = ref MemoryMarshal.GetArrayDataReference(tags);
-        for (int i = 0; i < stride; i += 4)
+        ulong pageNumber = PageNumber(linear, size);
+        ulong tag = (pageNumber << PageNumberShift) | ((ulong)size << SizeShift) | ValidBit;
+        ulong own = tag | ((ulong)pcid << PcidShift), global = tag | GlobalBit;
+        int start = ((int)pageNumber & setMask) * stride;
+        ref ulong set = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(tags), start);
+        ulong hits;
+        if (stride == 4)
+            hits = Matches256(ref set, own, global);
+        else if (stride == 8 && Vector512.IsHardwareAccelerated)
+            hits = Matches512(ref set, own, global);
+        else
+            return FindInWideSet(ref set, start, own, global);
+        return hits == 0 ? -1 : start + BitOperations.TrailingZeroCount(hits);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static ulong Matches256(ref ulong ways, ulong own, ulong global)
+    {
+        var tags = Vector256.LoadUnsafe(ref ways);
+        return (Vector256.Equals(tags, Vector256.Create(own)) | Vector256.Equals(tags, Vector256.Create(global))).ExtractMostSignificantBits();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static ulong Matches512(ref ulong ways, ulong own, ulong global)
+    {
+        var tags = Vector512.LoadUnsafe(ref ways);
+        return (Vector512.Equals(tags, Vector512.Create(own)) | Vector512.Equals(tags, Vector512.Create(global))).ExtractMostSignificantBits();
+    }
+
+    /// <summary>Sets of more than 8 ways: compare up to 64 ways per block, branching once per block rather than per vector.</summary>
+    int FindInWideSet(ref ulong set, int start, ulong own, ulong global)
+    {
+        for (int block = 0; block < stride; block += 64)
         {
-            var way = Vector256.LoadUnsafe(ref first, (nuint)(start + i));
-            uint hits = (Vector256.Equals(way, own) | Vector256.Equals(way, global)).ExtractMostSignificantBits();
-            if (hits != 0) return start + i + BitOperations.TrailingZeroCount(hits);
+            int end = Math.Min(stride, block + 64);
+            ulong hits = 0;
+            if (Vector512.IsHardwareAccelerated)
+            {
+                for (int i = block; i < end; i += 8) hits |= Matches512(ref Unsafe.Add(ref set, i), own, global) << (i - block);
+            }
+            else
+            {
+                for (int i = block; i < end; i += 4) hits |= Matches256(ref Unsafe.Add(ref set, i), own, global) << (i - block);
+            }
+            if (hits != 0) return start + block + BitOperations.TrailingZeroCount(hits);
         }
         return -1;
     }
@@ -102,6 +140,8 @@ internal sealed class TlbArray
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Touch(int index)
     {
+        if (index == lastTouched) return;
+        lastTouched = index;
         if (replacement == TlbReplacement.Lru) lastUse[index] = ++useCounter;
         else if (replacement == TlbReplacement.TreePlru) TouchPlru(index);
     }

@@ -20,12 +20,17 @@ internal sealed class TlbLevel
                 if (array >= 0) placement[(int)size] = (array, stored);
             }
         }
+        var order = new List<(int Array, PageSize Size)>();
         for (int i = 0; i < Arrays.Length; i++)
             for (var size = PageSize.Size4K; size <= PageSize.Size1G; size++)
-                if (Arrays[i].Holds(size)) searchOrder.Add((i, size));
+                if (Arrays[i].Holds(size)) order.Add((i, size));
+        searchArrays = [.. order.Select(o => o.Array)];
+        searchSizes = [.. order.Select(o => o.Size)];
     }
 
-    readonly List<(int Array, PageSize Size)> searchOrder = [];
+    // The (array, size) pairs a lookup probes, in order, as two plain arrays: the lookup runs on every access.
+    readonly int[] searchArrays;
+    readonly PageSize[] searchSizes;
 
     public TlbLevelConfig Config { get; }
     public TlbArray[] Arrays { get; }
@@ -35,16 +40,16 @@ internal sealed class TlbLevel
     /// both translations may be cached, and the SDM allows either to be used.</summary>
     public bool Lookup(ulong linear, ushort pcid, out int array, out int index, out PageSize size)
     {
-        var order = searchOrder;
-        for (int i = 0; i < order.Count; i++)
+        int[] arrays = searchArrays;
+        PageSize[] sizes = searchSizes;
+        for (int i = 0; i < arrays.Length && i < sizes.Length; i++)
         {
-            var (a, s) = order[i];
-            int found = Arrays[a].Find(linear, s, pcid);
+            int found = Arrays[arrays[i]].Find(linear, sizes[i], pcid);
             if (found >= 0)
             {
-                array = a;
+                array = arrays[i];
                 index = found;
-                size = s;
+                size = sizes[i];
                 return true;
             }
         }

@@ -17,6 +17,7 @@ public sealed class GuestFileSystem
     const uint RegularReadWrite = 0x8000 | 0x1a4;  // S_IFREG | 0644
 
     readonly string[] allowedPaths;
+    readonly Dictionary<string, Func<OpenFile>> specialFiles = new(StringComparer.Ordinal);
     readonly Dictionary<string, (Func<string> Content, uint Mode, Func<string, Errno?>? Write)> virtualFiles;
 
     /// <param name="allowedPaths">Host paths (files or directory trees) the guest may open read-only.</param>
@@ -42,6 +43,9 @@ public sealed class GuestFileSystem
     /// </summary>
     public void AddVirtualFile(string path, Func<string> content, Func<string, Errno?>? write = null) =>
         virtualFiles[path] = (content, write is null ? RegularReadOnly : RegularReadWrite, write);
+
+    /// <summary>Adds a procfs file whose open file is built by <paramref name="open"/> (binary or computed per read, like pagemap).</summary>
+    public void AddSpecialFile(string path, Func<OpenFile> open) => specialFiles[path] = open;
 
     public string ExecutablePath { get; }
     public int ProcessId { get; }
@@ -95,6 +99,15 @@ public sealed class GuestFileSystem
             string key = VirtualKey(full)!;
             if (key == "/proc/self/exe")
                 return OpenHost(ExecutablePath, flags, write, out file, checkAllowed: false);
+            if (specialFiles.TryGetValue(key, out var open))
+            {
+                if ((flags & O_DIRECTORY) != 0)
+                    return -(int)Errno.ENOTDIR;
+                if (write)
+                    return -(int)Errno.EACCES;
+                file = open();
+                return 0;
+            }
             if (!virtualFiles.TryGetValue(key, out var entry))
                 return -(int)Errno.ENOENT;
             if ((flags & O_DIRECTORY) != 0)
@@ -170,7 +183,8 @@ public sealed class GuestFileSystem
                 target = ExecutablePath;
                 return 0;
             }
-            return virtualFiles.ContainsKey(VirtualKey(full)!) ? -(int)Errno.EINVAL : -(int)Errno.ENOENT;
+            string key = VirtualKey(full)!;
+            return virtualFiles.ContainsKey(key) || specialFiles.ContainsKey(key) ? -(int)Errno.EINVAL : -(int)Errno.ENOENT;
         }
         string directory = Path.GetDirectoryName(full) ?? "/";
         int status = ResolveHost(directory, out string canonicalDirectory);

@@ -67,6 +67,8 @@ public sealed partial class LinuxProcess
         Space = new AddressSpace(memory) { FaultHandled = OnFaultHandled, CostSink = new VirtualTimeCostSink(time) };
         User = new UserMemory(Space);
         FileSystem = new GuestFileSystem(settings.AllowedPaths, executablePath, ProcessId, Space.FormatMaps);
+        // The PFNs show only to a reader with CAP_SYS_ADMIN: here, root.
+        FileSystem.AddSpecialFile("/proc/self/pagemap", () => new PagemapFile(Space, showFrames: settings.Credentials.Euid == 0));
         AddMemoryFiles(memory);
         Random = new DeterministicRandom(settings.Seed);
         for (int fd = 0; fd < settings.StandardStreams.Count; fd++)

@@ -407,6 +407,36 @@ public sealed class SdmRuleTests
     }
 
     [Fact]
+    public void RepeatedAccessesToOnePage_CountEveryLookupAsAFirstLevelHit()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        for (int i = 0; i < 10; i++) Assert.False(m.Mmu.Read(Va + (ulong)i * 8, 8, out _).IsFault);
+        var l1d = m.Mmu.Counters.Levels[1];
+        Assert.Equal(10, l1d.Lookups);
+        Assert.Equal(9, l1d.Hits);
+        Assert.Equal(1, m.Mmu.Counters.Walks);
+    }
+
+    [Fact]
+    public void RememberedFirstLevelHit_StillTouchesTheEntryForReplacement()
+    {
+        // Tiny's L1d: 2 sets x 2 ways, LRU. A, B and C share a set.
+        using var m = new MachineFixture();
+        const ulong a = Va, b = Va + 0x2000, c = Va + 0x4000;
+        foreach (ulong page in new[] { a, b, c }) m.Tables.Map(page, FrameA, PageSize.Size4K, User);
+        m.Translate(a);
+        m.Translate(b, AccessKind.Write);
+        m.Translate(a);                    // searched hit
+        m.Translate(b, AccessKind.Write);  // searched hit: B is the most recently used
+        m.Translate(a);                    // the same page again: A must become the most recently used
+        m.Translate(c);                    // fills the set: evicts the least recently used, B
+        long l1Hits = m.Mmu.Counters.Levels[1].Hits;
+        m.Translate(a);
+        Assert.Equal(l1Hits + 1, m.Mmu.Counters.Levels[1].Hits);
+    }
+
+    [Fact]
     public void WriteToMarkedCodeFrame_NotifiesOnce()
     {
         using var m = new MachineFixture();
