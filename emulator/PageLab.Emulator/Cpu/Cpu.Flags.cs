@@ -35,13 +35,16 @@ public sealed unsafe partial class Cpu
     bool lazyCarryIn;
     ulong lazyA, lazyB, lazyResult;
 
+    /// <summary>Bits 0..21 except the reserved 1, 3, 5 and 15; the rest of RFLAGS reads as 0 (bit 1 as 1).</summary>
+    const ulong DefinedBits = 0x3F_FFFFUL & ~0x802AUL;
+
     /// <summary>RFLAGS as the guest sees it (PUSHF).</summary>
     public ulong Rflags
     {
         get => (flags & ~CpuFlags.Status) | StatusFlags() | CpuFlags.Reserved1;
         set
         {
-            flags = (value & ~0x8000_0000_0000_802AUL) | CpuFlags.Reserved1; // bits 3, 5, 15 and above 21 read as 0
+            flags = (value & DefinedBits) | CpuFlags.Reserved1;
             lazyKind = LazyFlags.None;
         }
     }

@@ -190,12 +190,6 @@ public sealed class GuestFileSystem
         int status = ResolveHost(directory, out string canonicalDirectory);
         if (status != 0)
             return status;
-        var info = new FileInfo(Path.Join(canonicalDirectory, Path.GetFileName(full)));
-        if (info.LinkTarget is { } link)
-        {
-            target = link;
-            return 0;
-        }
-        return info.Exists || Directory.Exists(info.FullName) ? -(int)Errno.EINVAL : -(int)Errno.ENOENT;
+        return HostInterop.ReadLink(Path.Join(canonicalDirectory, Path.GetFileName(full)), out target);
     }
 }
