@@ -142,9 +142,27 @@ public sealed class HostFile : OpenFile, IMappableFile
     }
 }
 
-/// <summary>A procfs or sysfs file: content generated when it is opened; writable when opened for writing a file that has a writer.</summary>
-public sealed class VirtualFile(string path, byte[] content, uint mode, ulong inode, Func<string, Errno?>? writer = null) : OpenFile
+/// <summary>
+/// A procfs or sysfs file: its bytes come from <paramref name="readAt"/> (text generated at open, or a
+/// view such as /proc/self/pagemap computed per read), <paramref name="length"/> bytes long for SEEK_END;
+/// writable when opened for writing a file that has a writer.
+/// </summary>
+public sealed class VirtualFile(string path, Func<Span<byte>, long, long> readAt, long length, uint mode, ulong inode, Func<string, Errno?>? writer = null) : OpenFile
 {
+    /// <summary>A file whose whole content is <paramref name="content"/>.</summary>
+    public VirtualFile(string path, byte[] content, uint mode, ulong inode, Func<string, Errno?>? writer = null)
+        : this(path, (buffer, offset) => CopyOut(content, buffer, offset), content.Length, mode, inode, writer)
+    {
+    }
+
+    static long CopyOut(byte[] content, Span<byte> buffer, long offset)
+    {
+        if (offset >= content.Length) return 0;
+        int count = (int)Math.Min(buffer.Length, content.Length - offset);
+        content.AsSpan((int)offset, count).CopyTo(buffer);
+        return count;
+    }
+
     long position;
 
     /// <summary>Device number of the procfs and sysfs files (an anonymous device, as on Linux).</summary>
@@ -166,14 +184,7 @@ public sealed class VirtualFile(string path, byte[] content, uint mode, ulong in
         return writer(System.Text.Encoding.UTF8.GetString(buffer)) is { } error ? -(long)error : buffer.Length;
     }
 
-    public override long ReadAt(Span<byte> buffer, long offset)
-    {
-        if (offset < 0) return -(long)Errno.EINVAL;
-        if (offset >= content.Length) return 0;
-        int count = (int)Math.Min(buffer.Length, content.Length - offset);
-        content.AsSpan((int)offset, count).CopyTo(buffer);
-        return count;
-    }
+    public override long ReadAt(Span<byte> buffer, long offset) => offset < 0 ? -(long)Errno.EINVAL : readAt(buffer, offset);
 
     public override long Seek(long offset, int whence)
     {
@@ -181,7 +192,7 @@ public sealed class VirtualFile(string path, byte[] content, uint mode, ulong in
         {
             SeekSet => offset,
             SeekCur => position + offset,
-            SeekEnd => content.Length + offset,
+            SeekEnd => length + offset,
             _ => -1,
         };
         if (whence is < SeekSet or > SeekEnd || target < 0) return -(long)Errno.EINVAL;

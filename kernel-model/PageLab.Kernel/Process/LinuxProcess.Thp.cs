@@ -25,6 +25,8 @@ public sealed partial class LinuxProcess
         FileSystem.AddVirtualFile("/proc/self/smaps_rollup", Space.FormatSmapsRollup);
         FileSystem.AddVirtualFile("/proc/vmstat", () => FormatVmstat(memory));
         FileSystem.AddVirtualFile("/proc/meminfo", () => ProcMemory.MemInfo(memory));
+        // PFNs only for CAP_SYS_ADMIN, which the model grants to euid 0.
+        FileSystem.AddGeneratedFile("/proc/self/pagemap", (buffer, offset) => Space.ReadPagemap(buffer, offset, showFrames: Credentials.Euid == 0));
         FileSystem.AddVirtualFile("/proc/buddyinfo", () => Mm.Physical.ProcViews.BuddyInfo(memory.Frames));
         FileSystem.AddVirtualFile("/proc/pagetypeinfo", () => Mm.Physical.ProcViews.PageTypeInfo(memory.Frames));
         FileSystem.AddVirtualFile("/proc/self/status", () => ProcMemory.Status(Space, CommandName(FileSystem.ExecutablePath), ProcessId, ParentProcessId));

@@ -152,7 +152,7 @@ public sealed class Machine : ICpuHost, IDisposable
         {
             string name = StraceFormatter.SignalName(signal);
             Process.Settings.Strace?.Write($"+++ killed by {name} +++\n");
-            return new RunOutcome(128 + signal, signal, $"pagelab: guest killed by {name}: {report ?? "signal sent by the guest"}");
+            return new RunOutcome(128 + signal, signal, $"pagelab: guest killed by {name}: {report ?? Process.KillReason}");
         }
         return new RunOutcome(Process.ExitStatus ?? 0, null, null);
     }

@@ -32,6 +32,24 @@ public class SyscallTests
     }
 
     [Fact]
+    public void WriteToBrokenPipe_IsEpipe_AndSigpipeKillsUnlessIgnored()
+    {
+        using (var p = new ProcessFixture(stdout: new BrokenPipe()))
+        {
+            Assert.Equal(Err(Errno.EPIPE), p.Call(SyscallNumber.Write, 1, p.PutString("x"), 1));
+            Assert.Equal(13, p.Process.TerminatingSignal);
+            Assert.Equal("write to a pipe with no reader", p.Process.KillReason);
+        }
+        using (var p = new ProcessFixture(stdout: new BrokenPipe()))
+        {
+            Assert.True(p.Process.User.TryWriteUInt64(Scratch + 64, 1));
+            Assert.Equal(0, p.Call(SyscallNumber.RtSigaction, 13, Scratch + 64, 0, 8));
+            Assert.Equal(Err(Errno.EPIPE), p.Call(SyscallNumber.Write, 1, p.PutString("x"), 1));
+            Assert.False(p.Process.HasExited);
+        }
+    }
+
+    [Fact]
     public void Read_FillsGuestBufferFromStdin()
     {
         using var p = new ProcessFixture(stdin: Encoding.ASCII.GetBytes("abc"));
@@ -158,6 +176,22 @@ public class SyscallTests
         Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Readlink, path, Scratch + 512, 0));
         Assert.Equal(Err(Errno.EFAULT), p.Call(SyscallNumber.Readlink, path, 0x40, 100));
         Assert.Equal(19, p.Call(SyscallNumber.Readlink, p.PutString($"/proc/{Process.LinuxProcess.ProcessId}/exe", 200), Scratch + 512, 100));
+    }
+
+    [Fact]
+    public void Readlink_OfHostLinks_IsConfinedLikeOpen()
+    {
+        using var allowed = new TempDirectory();
+        using var other = new TempDirectory();
+        File.WriteAllText(Path.Join(allowed.Path, "plain"), "x");
+        File.CreateSymbolicLink(Path.Join(allowed.Path, "link"), "../elsewhere/target");
+        File.CreateSymbolicLink(Path.Join(other.Path, "link"), "t");
+        using var p = new ProcessFixture([allowed.Path]);
+        Assert.Equal(19, p.Call(SyscallNumber.Readlink, p.PutString(Path.Join(allowed.Path, "link")), Scratch + 512, 100));
+        Assert.Equal("../elsewhere/target", p.ReadText(Scratch + 512, 19));
+        Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Readlink, p.PutString(Path.Join(allowed.Path, "plain")), Scratch + 512, 100));
+        Assert.Equal(Err(Errno.ENOENT), p.Call(SyscallNumber.Readlink, p.PutString(Path.Join(allowed.Path, "none")), Scratch + 512, 100));
+        Assert.Equal(Err(Errno.EACCES), p.Call(SyscallNumber.Readlink, p.PutString(Path.Join(other.Path, "link")), Scratch + 512, 100));
     }
 
     [Fact]

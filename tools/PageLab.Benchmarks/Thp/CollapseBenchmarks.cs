@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
 using PageLab.Emulator.Memory;
 using PageLab.Emulator.Paging;
 using PageLab.Kernel;
@@ -12,11 +14,22 @@ namespace PageLab.Benchmarks.Thp;
 /// Host wall time of one MADV_COLLAPSE of a fully populated 2 MiB region: emulated (the whole engine:
 /// scan, allocate, flush, isolate, 512 SIMD page copies, install) and the host kernel's own, measured
 /// natively in the same run on a region populated the same way (512 written 4 KiB pages).
-/// Each iteration starts from a freshly populated region (IterationSetup, not measured).
+/// Each iteration starts from a freshly populated region (IterationSetup, not measured), so each
+/// iteration is one call: tiered compilation is switched off, or the whole run would finish before
+/// the engine's hot loops are promoted from tier 0 and measure the JIT's warm-up instead.
 /// </summary>
 [MemoryDiagnoser]
+[Config(typeof(SingleCallConfig))]
 public unsafe partial class CollapseBenchmarks
 {
+    sealed class SingleCallConfig : ManualConfig
+    {
+        public SingleCallConfig() => AddJob(Job.Default
+            .WithEnvironmentVariable("DOTNET_TieredCompilation", "0")
+            .WithInvocationCount(1).WithUnrollFactor(1)
+            .WithWarmupCount(10).WithIterationCount(40));
+    }
+
     const ulong Region = 0x4000_0000;
     const int MadvCollapse = 25;
     const int ProtRead = 1, ProtWrite = 2, MapPrivate = 0x02, MapAnonymous = 0x20;
