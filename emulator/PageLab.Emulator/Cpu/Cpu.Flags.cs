@@ -35,13 +35,16 @@ public sealed unsafe partial class Cpu
     bool lazyCarryIn;
     ulong lazyA, lazyB, lazyResult;
 
+    /// <summary>Bits 0..21 except the reserved 1, 3, 5 and 15; the rest of RFLAGS reads as 0 (bit 1 as 1).</summary>
+    const ulong DefinedBits = 0x3F_FFFFUL & ~0x802AUL;
+
     /// <summary>RFLAGS as the guest sees it (PUSHF).</summary>
     public ulong Rflags
     {
         get => (flags & ~CpuFlags.Status) | StatusFlags() | CpuFlags.Reserved1;
         set
         {
-            flags = (value & ~0x8000_0000_0000_802AUL) | CpuFlags.Reserved1; // bits 3, 5, 15 and above 21 read as 0
+            flags = (value & DefinedBits) | CpuFlags.Reserved1;
             lazyKind = LazyFlags.None;
         }
     }
@@ -134,26 +137,9 @@ public sealed unsafe partial class Cpu
     /// <summary>Evaluates a condition code (jcc, setcc, cmovcc).</summary>
     bool Condition(ConditionCode condition)
     {
-        if (lazyKind == LazyFlags.Sub)
+        if (lazyKind != LazyFlags.None)
         {
-            // Straight from the comparison's operands; shifting left puts the operand's sign bit at bit 63.
-            int shift = 64 - lazySize * 8;
-            switch (condition)
-            {
-                case ConditionCode.e: return lazyResult == 0;
-                case ConditionCode.ne: return lazyResult != 0;
-                case ConditionCode.b: return lazyA < lazyB;
-                case ConditionCode.ae: return lazyA >= lazyB;
-                case ConditionCode.be: return lazyA <= lazyB;
-                case ConditionCode.a: return lazyA > lazyB;
-                case ConditionCode.l: return (long)(lazyA << shift) < (long)(lazyB << shift);
-                case ConditionCode.ge: return (long)(lazyA << shift) >= (long)(lazyB << shift);
-                case ConditionCode.le: return (long)(lazyA << shift) <= (long)(lazyB << shift);
-                case ConditionCode.g: return (long)(lazyA << shift) > (long)(lazyB << shift);
-            }
-        }
-        else if (lazyKind == LazyFlags.Logic)
-        {
+            // ZF and SF come from the result for every lazy kind.
             bool negative = (lazyResult & SignBit(lazySize)) != 0;
             switch (condition)
             {
@@ -161,10 +147,37 @@ public sealed unsafe partial class Cpu
                 case ConditionCode.ne: return lazyResult != 0;
                 case ConditionCode.s: return negative;
                 case ConditionCode.ns: return !negative;
-                case ConditionCode.le: return lazyResult == 0 || negative;
-                case ConditionCode.g: return lazyResult != 0 && !negative;
-                case ConditionCode.l: return negative;
-                case ConditionCode.ge: return !negative;
+            }
+            if (lazyKind == LazyFlags.Sub)
+            {
+                // Straight from the comparison's operands; shifting left puts the operand's sign bit at bit 63.
+                int shift = 64 - lazySize * 8;
+                switch (condition)
+                {
+                    case ConditionCode.b: return lazyA < lazyB;
+                    case ConditionCode.ae: return lazyA >= lazyB;
+                    case ConditionCode.be: return lazyA <= lazyB;
+                    case ConditionCode.a: return lazyA > lazyB;
+                    case ConditionCode.l: return (long)(lazyA << shift) < (long)(lazyB << shift);
+                    case ConditionCode.ge: return (long)(lazyA << shift) >= (long)(lazyB << shift);
+                    case ConditionCode.le: return (long)(lazyA << shift) <= (long)(lazyB << shift);
+                    case ConditionCode.g: return (long)(lazyA << shift) > (long)(lazyB << shift);
+                }
+            }
+            else if (lazyKind == LazyFlags.Logic)
+            {
+                // CF = OF = 0.
+                switch (condition)
+                {
+                    case ConditionCode.b: return false;
+                    case ConditionCode.ae: return true;
+                    case ConditionCode.be: return lazyResult == 0;
+                    case ConditionCode.a: return lazyResult != 0;
+                    case ConditionCode.l: return negative;
+                    case ConditionCode.ge: return !negative;
+                    case ConditionCode.le: return lazyResult == 0 || negative;
+                    case ConditionCode.g: return lazyResult != 0 && !negative;
+                }
             }
         }
         return ConditionFromFlags(condition, StatusFlags());

@@ -73,6 +73,38 @@ public sealed unsafe partial class Cpu
             case Op.Lzcnt:
             case Op.Popcnt: return BitScan(ref d);
             case Op.Jrcxz:
+            case Op.Leave:
+            case Op.Enter:
+            case Op.Pushf:
+            case Op.Popf:
+            case Op.Lahf:
+            case Op.Sahf:
+            case Op.SignExtendAccumulator:
+            case Op.SignExtendIntoRdx:
+            case Op.Clc:
+            case Op.Stc:
+            case Op.Cmc:
+            case Op.Cld:
+            case Op.Std: return ExecuteRare(ref d);
+            case Op.Movs:
+            case Op.Stos:
+            case Op.Lods:
+            case Op.Cmps:
+            case Op.Scas: return StringOperation(ref d);
+            case Op.Syscall: return Syscall();
+            case Op.Vector: return ExecuteVector(ref d);
+            case Op.X87: return ExecuteX87(ref d);
+            case Op.System: return ExecuteSystem(ref d);
+            default: return ExecResult.Invalid;
+        }
+    }
+
+    /// <summary>Instructions compilers emit rarely, kept out of <see cref="Execute"/> so that its dispatch stays small.</summary>
+    ExecResult ExecuteRare(ref DecodedInstruction d)
+    {
+        switch (d.Op)
+        {
+            case Op.Jrcxz:
                 if ((d.Instruction.Mnemonic == Mnemonic.Jecxz ? (uint)G(1) : G(1)) == 0) nextRip += d.Immediate;
                 return ExecResult.Continue;
             case Op.Leave: return Leave();
@@ -93,20 +125,15 @@ public sealed unsafe partial class Cpu
             case Op.Cmc: SetSomeStatusFlags(CpuFlags.Carry, ~StatusFlags()); return ExecResult.Continue;
             case Op.Cld: flags &= ~CpuFlags.Direction; return ExecResult.Continue;
             case Op.Std: flags |= CpuFlags.Direction; return ExecResult.Continue;
-            case Op.Movs:
-            case Op.Stos:
-            case Op.Lods:
-            case Op.Cmps:
-            case Op.Scas: return StringOperation(ref d);
-            case Op.Syscall:
-                G(1) = nextRip;
-                G(11) = Rflags & ~0x1_0000UL; // RF cleared
-                return ExecResult.Syscall;
-            case Op.Vector: return ExecuteVector(ref d);
-            case Op.X87: return ExecuteX87(ref d);
-            case Op.System: return ExecuteSystem(ref d);
             default: return ExecResult.Invalid;
         }
+    }
+
+    ExecResult Syscall()
+    {
+        G(1) = nextRip;
+        G(11) = Rflags & ~0x1_0000UL; // RF cleared
+        return ExecResult.Syscall;
     }
 
     ExecResult Mov(ref DecodedInstruction d)

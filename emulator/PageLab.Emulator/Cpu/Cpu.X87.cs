@@ -49,6 +49,7 @@ public sealed unsafe partial class Cpu : IDisposable
         }
         hostX87 ??= new HostX87();
         if (d.X87Routine == 0) d.X87Routine = hostX87.Compile(d.Instruction);
+        if (d.X87Routine == 0) return ExecResult.Invalid;
         var routine = hostX87[d.X87Routine];
 
         ulong address = 0;

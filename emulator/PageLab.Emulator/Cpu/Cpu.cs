@@ -40,6 +40,7 @@ internal enum ExecResult : byte
 /// the data TLB of the <see cref="Paging.Mmu"/>; faults are values handed to the <see cref="ICpuHost"/>.
 /// </summary>
 [DebuggerDisplay("rip={Rip,h} rsp={Gpr(4),h} retired={InstructionsRetired}")]
+[SkipLocalsInit] // the hot methods' struct locals are always assigned before use; zeroing them costs on every instruction
 public sealed unsafe partial class Cpu
 {
     /// <summary>Register code of AH (CH, DH, BH follow): 16 + the index of the full register.</summary>
@@ -107,7 +108,7 @@ public sealed unsafe partial class Cpu
     DataPageSet dataPages;
     long dataPageClock;
     /// <summary>Counters of the first data TLB level: a miss there (a fill) may evict remembered pages.</summary>
-    TlbLevelCounters? firstDataLevel;
+    readonly TlbLevelCounters? firstDataLevel;
 
     /// <summary>
     /// Whether same-page fetches and data accesses may be counted as first-level TLB hits without a
@@ -115,6 +116,8 @@ public sealed unsafe partial class Cpu
     /// (so nothing else can evict the entry), and no observer wants every lookup as it happens.
     /// </summary>
     bool fastTranslations;
+    /// <summary>The TLB configuration has separate first-level instruction and data TLBs.</summary>
+    readonly bool firstLevelsAreSplit;
     readonly byte[] crossPageBytes = new byte[InstructionDecoder.MaxInstructionLength];
 
     /// <summary>Creates a CPU in 64-bit user mode with all registers zero and RFLAGS = 0x202.</summary>
@@ -128,6 +131,9 @@ public sealed unsafe partial class Cpu
         Clock = clock;
         mmu.UserMode = true;
         mmu.CodeFrameWritten = OnCodeFrameWritten;
+        firstLevelsAreSplit = FirstLevelsAreSplit(mmu.Config);
+        int firstData = mmu.FirstLevelFor(AccessKind.Read);
+        firstDataLevel = firstData < 0 ? null : mmu.Counters.Levels[firstData];
         LeaveTranslations();
         flags = CpuFlags.InitialUser;
         Mxcsr = DefaultMxcsr;
@@ -294,9 +300,7 @@ public sealed unsafe partial class Cpu
     {
         LeaveFetchPage();
         LeaveDataPages();
-        fastTranslations = mmu.Observer == null && FirstLevelsAreSplit(mmu.Config);
-        int level = mmu.FirstLevelFor(AccessKind.Read);
-        firstDataLevel = level < 0 ? null : mmu.Counters.Levels[level];
+        fastTranslations = mmu.Observer == null && firstLevelsAreSplit;
     }
 
     static bool FirstLevelsAreSplit(TlbConfig config)

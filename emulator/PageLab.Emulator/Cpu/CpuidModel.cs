@@ -6,7 +6,9 @@ public readonly record struct CpuidResult(uint Eax, uint Ebx, uint Ecx, uint Edx
 /// <summary>
 /// What CPUID reports. It advertises exactly the instruction set the interpreter implements, so
 /// that glibc's and musl's run-time selection (ifuncs, init_cpu_features) picks code PageLab runs:
-/// the x86-64 baseline (SSE, SSE2, CMOV, CX8, FXSR, MMX and x87 as the baseline ISA level demands),
+/// the x86-64 baseline (SSE, SSE2, CMOV, CX8, x87; FXSR and MMX too, because glibc refuses to start
+/// below the baseline ISA level, although FXSAVE and MMX instructions are #UD here: compilers never
+/// emit them for user code),
 /// CMPXCHG16B, POPCNT, LZCNT, LAHF/SAHF in 64-bit mode, SYSCALL, NX; no SSE3 and above, no AVX, no
 /// OSXSAVE (so XGETBV is never needed), no BMI, no ERMS. Cache geometry comes through leaf 4 (leaf 2
 /// answers "see leaf 4"), and leaf 0xB describes a single logical processor.

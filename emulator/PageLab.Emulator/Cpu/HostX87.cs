@@ -22,7 +22,7 @@ internal sealed unsafe partial class HostX87 : IDisposable
     const int RegionSize = 256 * 1024;
     const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
 
-    [LibraryImport("libc", SetLastError = true)]
+    [LibraryImport("libc")]
     private static partial nint mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
 
     [LibraryImport("libc")]
@@ -50,7 +50,10 @@ internal sealed unsafe partial class HostX87 : IDisposable
     /// <summary>The routine behind a handle from <see cref="Compile"/>.</summary>
     public X87Thunk this[int handle] => thunks[handle - 1];
 
-    /// <summary>A handle (1 or more) to the host routine for <paramref name="instruction"/>, compiled on first use.</summary>
+    /// <summary>
+    /// A handle (1 or more) to the host routine for <paramref name="instruction"/>, compiled on first use;
+    /// 0 when the host cannot provide executable memory (the instruction then raises #UD in the guest).
+    /// </summary>
     public int Compile(in Instruction instruction)
     {
         var rewritten = instruction;
@@ -98,7 +101,9 @@ internal sealed unsafe partial class HostX87 : IDisposable
             a.ldmxcsr(__dword_ptr[rdx]);
             a.ret();
         });
-        thunks.Add(new X87Thunk(Place(code), size, reads, writes, setsFlags));
+        nint placed = Place(code);
+        if (placed == 0) return 0;
+        thunks.Add(new X87Thunk(placed, size, reads, writes, setsFlags));
         handles.Add(key, thunks.Count);
         return thunks.Count;
     }
@@ -121,12 +126,21 @@ internal sealed unsafe partial class HostX87 : IDisposable
         return stream.ToArray();
     }
 
+    /// <summary>Copies a routine into executable memory; 0 when none can be mapped.</summary>
     nint Place(byte[] code)
     {
         if (used + code.Length > RegionSize)
         {
-            nint region = mmap(0, RegionSize, ProtRead | ProtWrite | ProtExec, MapPrivate | MapAnonymous, -1, 0);
-            if (region == -1) throw new InvalidOperationException($"cannot map executable memory for x87 routines (errno {Marshal.GetLastPInvokeError()})");
+            nint region;
+            try
+            {
+                region = mmap(0, RegionSize, ProtRead | ProtWrite | ProtExec, MapPrivate | MapAnonymous, -1, 0);
+            }
+            catch (DllNotFoundException)
+            {
+                return 0; // not a Linux host
+            }
+            if (region == -1) return 0;
             regions.Add(region);
             used = 0;
         }

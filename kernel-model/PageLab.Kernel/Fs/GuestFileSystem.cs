@@ -17,7 +17,9 @@ public sealed class GuestFileSystem
     const uint RegularReadWrite = 0x8000 | 0x1a4;  // S_IFREG | 0644
 
     readonly string[] allowedPaths;
+    readonly Dictionary<string, Func<OpenFile>> specialFiles = new(StringComparer.Ordinal);
     readonly Dictionary<string, (Func<string> Content, uint Mode, Func<string, Errno?>? Write)> virtualFiles;
+    readonly Dictionary<string, Func<Span<byte>, long, long>> generatedFiles = new(StringComparer.Ordinal);
 
     /// <param name="allowedPaths">Host paths (files or directory trees) the guest may open read-only.</param>
     /// <param name="executablePath">The program's canonical path: /proc/self/exe.</param>
@@ -42,6 +44,15 @@ public sealed class GuestFileSystem
     /// </summary>
     public void AddVirtualFile(string path, Func<string> content, Func<string, Errno?>? write = null) =>
         virtualFiles[path] = (content, write is null ? RegularReadOnly : RegularReadWrite, write);
+
+    /// <summary>Adds a procfs file whose open file is built by <paramref name="open"/> (binary or computed per read, like pagemap).</summary>
+    public void AddSpecialFile(string path, Func<OpenFile> open) => specialFiles[path] = open;
+
+    /// <summary>
+    /// Adds a read-only procfs file whose bytes are computed at each read (/proc/self/pagemap):
+    /// <paramref name="readAt"/>(buffer, offset) returns the bytes read or -errno.
+    /// </summary>
+    public void AddGeneratedFile(string path, Func<Span<byte>, long, long> readAt) => generatedFiles[path] = readAt;
 
     public string ExecutablePath { get; }
     public int ProcessId { get; }
@@ -95,13 +106,30 @@ public sealed class GuestFileSystem
             string key = VirtualKey(full)!;
             if (key == "/proc/self/exe")
                 return OpenHost(ExecutablePath, flags, write, out file, checkAllowed: false);
+            if (specialFiles.TryGetValue(key, out var open))
+            {
+                if ((flags & O_DIRECTORY) != 0)
+                    return -(int)Errno.ENOTDIR;
+                if (write)
+                    return -(int)Errno.EACCES;
+                file = open();
+                return 0;
+            }
+            ulong inode = (ulong)(uint)key.GetHashCode(StringComparison.Ordinal);
+            if (generatedFiles.TryGetValue(key, out var readAt))
+            {
+                if (write)
+                    return -(int)Errno.EACCES;
+                file = new VirtualFile(full, readAt, 0, RegularReadOnly, inode) { StatusFlags = flags };
+                return 0;
+            }
             if (!virtualFiles.TryGetValue(key, out var entry))
                 return -(int)Errno.ENOENT;
             if ((flags & O_DIRECTORY) != 0)
                 return -(int)Errno.ENOTDIR;
             if (write && entry.Write is null)
                 return -(int)Errno.EACCES;
-            file = new VirtualFile(full, Encoding.UTF8.GetBytes(entry.Content()), entry.Mode, (ulong)(uint)key.GetHashCode(StringComparison.Ordinal), write ? entry.Write : null)
+            file = new VirtualFile(full, Encoding.UTF8.GetBytes(entry.Content()), entry.Mode, inode, write ? entry.Write : null)
             {
                 StatusFlags = flags,
             };
@@ -170,18 +198,13 @@ public sealed class GuestFileSystem
                 target = ExecutablePath;
                 return 0;
             }
-            return virtualFiles.ContainsKey(VirtualKey(full)!) ? -(int)Errno.EINVAL : -(int)Errno.ENOENT;
+            string key = VirtualKey(full)!;
+            return virtualFiles.ContainsKey(key) || specialFiles.ContainsKey(key) ? -(int)Errno.EINVAL : -(int)Errno.ENOENT;
         }
         string directory = Path.GetDirectoryName(full) ?? "/";
         int status = ResolveHost(directory, out string canonicalDirectory);
         if (status != 0)
             return status;
-        var info = new FileInfo(Path.Join(canonicalDirectory, Path.GetFileName(full)));
-        if (info.LinkTarget is { } link)
-        {
-            target = link;
-            return 0;
-        }
-        return info.Exists || Directory.Exists(info.FullName) ? -(int)Errno.EINVAL : -(int)Errno.ENOENT;
+        return HostInterop.ReadLink(Path.Join(canonicalDirectory, Path.GetFileName(full)), out target);
     }
 }

@@ -54,6 +54,9 @@ static unsafe partial class HostInterop
     [LibraryImport(Libc, EntryPoint = "realpath", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial nint RealPathNative(string path, byte* resolved);
 
+    [LibraryImport(Libc, EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint ReadLinkNative(string path, byte* buffer, nint size);
+
     [LibraryImport(Libc, EntryPoint = "getuid")] public static partial uint GetUid();
     [LibraryImport(Libc, EntryPoint = "geteuid")] public static partial uint GetEuid();
     [LibraryImport(Libc, EntryPoint = "getgid")] public static partial uint GetGid();
@@ -100,6 +103,16 @@ static unsafe partial class HostInterop
     public static long GetDents64(int fd, Span<byte> buffer)
     {
         fixed (byte* p = buffer) return Result(GetDents64Native(fd, p, buffer.Length));
+    }
+
+    /// <summary>readlink(2): the target of a symbolic link, or -errno (EINVAL when the path is not a link).</summary>
+    public static int ReadLink(string path, out string target)
+    {
+        const int PathMax = 4096;
+        byte* buffer = stackalloc byte[PathMax];
+        nint length = ReadLinkNative(path, buffer, PathMax);
+        target = length < 0 ? "" : System.Text.Encoding.UTF8.GetString(buffer, (int)length);
+        return length < 0 ? -Marshal.GetLastPInvokeError() : 0;
     }
 
     /// <summary>realpath(3): the canonical absolute path with every symbolic link resolved, or -errno.</summary>

@@ -142,9 +142,27 @@ public sealed class HostFile : OpenFile, IMappableFile
     }
 }
 
-/// <summary>A procfs or sysfs file: content generated when it is opened; writable when opened for writing a file that has a writer.</summary>
-public sealed class VirtualFile(string path, byte[] content, uint mode, ulong inode, Func<string, Errno?>? writer = null) : OpenFile
+/// <summary>
+/// A procfs or sysfs file: its bytes come from <paramref name="readAt"/> (text generated at open, or a
+/// view such as /proc/self/pagemap computed per read), <paramref name="length"/> bytes long for SEEK_END;
+/// writable when opened for writing a file that has a writer.
+/// </summary>
+public sealed class VirtualFile(string path, Func<Span<byte>, long, long> readAt, long length, uint mode, ulong inode, Func<string, Errno?>? writer = null) : OpenFile
 {
+    /// <summary>A file whose whole content is <paramref name="content"/>.</summary>
+    public VirtualFile(string path, byte[] content, uint mode, ulong inode, Func<string, Errno?>? writer = null)
+        : this(path, (buffer, offset) => CopyOut(content, buffer, offset), content.Length, mode, inode, writer)
+    {
+    }
+
+    static long CopyOut(byte[] content, Span<byte> buffer, long offset)
+    {
+        if (offset >= content.Length) return 0;
+        int count = (int)Math.Min(buffer.Length, content.Length - offset);
+        content.AsSpan((int)offset, count).CopyTo(buffer);
+        return count;
+    }
+
     long position;
 
     /// <summary>Device number of the procfs and sysfs files (an anonymous device, as on Linux).</summary>
@@ -166,14 +184,7 @@ public sealed class VirtualFile(string path, byte[] content, uint mode, ulong in
         return writer(System.Text.Encoding.UTF8.GetString(buffer)) is { } error ? -(long)error : buffer.Length;
     }
 
-    public override long ReadAt(Span<byte> buffer, long offset)
-    {
-        if (offset < 0) return -(long)Errno.EINVAL;
-        if (offset >= content.Length) return 0;
-        int count = (int)Math.Min(buffer.Length, content.Length - offset);
-        content.AsSpan((int)offset, count).CopyTo(buffer);
-        return count;
-    }
+    public override long ReadAt(Span<byte> buffer, long offset) => offset < 0 ? -(long)Errno.EINVAL : readAt(buffer, offset);
 
     public override long Seek(long offset, int whence)
     {
@@ -181,15 +192,17 @@ public sealed class VirtualFile(string path, byte[] content, uint mode, ulong in
         {
             SeekSet => offset,
             SeekCur => position + offset,
-            SeekEnd => content.Length + offset,
+            SeekEnd => length + offset,
             _ => -1,
         };
         if (whence is < SeekSet or > SeekEnd || target < 0) return -(long)Errno.EINVAL;
         return position = target;
     }
 
-    /// <summary>procfs and sysfs files report size 0 (sysfs: 4096), mode as given, one link, owner root.</summary>
-    public override int Stat(Span<byte> statBuffer)
+    public override int Stat(Span<byte> statBuffer) => FillStat(statBuffer, path, mode, inode);
+
+    /// <summary>A procfs or sysfs struct stat: size 0 (sysfs: 4096), the mode given, one link, owner root.</summary>
+    public static int FillStat(Span<byte> statBuffer, string path, uint mode, ulong inode)
     {
         statBuffer[..HostInterop.StatSize].Clear();
         BinaryPrimitives.WriteUInt64LittleEndian(statBuffer, VirtualDevice);
@@ -213,4 +226,49 @@ public static class Ioctls
 
     /// <summary>Bytes the argument of a request occupies in user memory.</summary>
     public static int ArgumentSize(ulong request) => request == TCGETS ? 36 : request == TIOCGWINSZ ? 8 : 0;
+}
+
+/// <summary>
+/// /proc/self/pagemap: 8 bytes per virtual page, computed when read. Reads must start and end on
+/// an entry boundary (EINVAL otherwise); reading past the user address space returns end of file.
+/// </summary>
+public sealed class PagemapFile(Mm.AddressSpace space, bool showFrames) : OpenFile
+{
+    const int EntrySize = 8;
+    long position;
+
+    public override string Path => "/proc/self/pagemap";
+
+    public override long Read(Span<byte> buffer)
+    {
+        long n = ReadAt(buffer, position);
+        if (n > 0) position += n;
+        return n;
+    }
+
+    public override long ReadAt(Span<byte> buffer, long offset)
+    {
+        if (offset < 0 || offset % EntrySize != 0 || buffer.Length % EntrySize != 0)
+            return -(long)Errno.EINVAL;
+        ulong end = Mm.AddressSpace.TaskSize >> Emulator.Paging.PagingConstants.PageBits;
+        ulong first = (ulong)offset / EntrySize;
+        int count = (int)Math.Min((ulong)(buffer.Length / EntrySize), first < end ? end - first : 0);
+        for (int i = 0; i < count; i++)
+        {
+            ulong linear = (first + (ulong)i) << Emulator.Paging.PagingConstants.PageBits;
+            BinaryPrimitives.WriteUInt64LittleEndian(buffer[(i * EntrySize)..], space.PagemapEntry(linear, showFrames));
+        }
+        return count * EntrySize;
+    }
+
+    /// <summary>mem_lseek: SEEK_SET and SEEK_CUR only.</summary>
+    public override long Seek(long offset, int whence)
+    {
+        long target = whence == SeekSet ? offset : whence == SeekCur ? position + offset : -1;
+        if (whence is not (SeekSet or SeekCur) || target < 0) return -(long)Errno.EINVAL;
+        return position = target;
+    }
+
+    /// <summary>S_IFREG | 0400, size 0, as procfs shows it.</summary>
+    public override int Stat(Span<byte> statBuffer) => VirtualFile.FillStat(statBuffer, Path, 0x8000 | 0x100, 0x7061_6765);
 }

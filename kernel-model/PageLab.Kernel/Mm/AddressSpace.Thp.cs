@@ -136,8 +136,7 @@ public sealed partial class AddressSpace
             LastHugeFaultNanoseconds = stall;
             return null;
         }
-        for (ulong i = 0; i < ThpSettings.PtesPerPmd; i++)
-            memory.ZeroFrame4K(head + i);
+        memory.ZeroBlock(head, HugeOrder);
         DepositTable(region, deposit);
         Tables.Write(pmdAddress, HugeLeafEntry(head, vma));
         AccountHugeMapping(head, region);

@@ -388,6 +388,7 @@ public sealed partial class AddressSpace
     /// </summary>
     public FaultOutcome HandleFault(ulong address, AccessKind access, bool present)
     {
+        memory.Frames.Counters.PageFaults++;
         var outcome = ServiceFault(address, access, present);
         FaultHandled?.Invoke(outcome);
         return outcome;

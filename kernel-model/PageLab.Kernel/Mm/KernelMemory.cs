@@ -119,15 +119,23 @@ public sealed class KernelMemory
     /// <summary>Copies one 4 KiB frame into another (collapse, COW, migration).</summary>
     public void CopyFrame(ulong source, ulong destination)
     {
-        FrameSpan(source).CopyTo(FrameSpan(destination));
+        PageLab.Emulator.Memory.PageCopy.Copy(FrameSpan(source), FrameSpan(destination));
         Guest.FrameWritten(destination);
     }
 
     /// <summary>Zero-fills one 4 KiB frame.</summary>
     public void ZeroFrame4K(ulong frameNumber)
     {
-        FrameSpan(frameNumber).Clear();
+        PageLab.Emulator.Memory.PageCopy.Zero(FrameSpan(frameNumber));
         Guest.FrameWritten(frameNumber);
+    }
+
+    /// <summary>Zero-fills a whole block (a THP at fault time): one SIMD pass over its contiguous host span.</summary>
+    public void ZeroBlock(ulong frameNumber, int order)
+    {
+        PageLab.Emulator.Memory.PageCopy.Zero(Physical.Span(frameNumber << PagingConstants.PageBits, (int)(PagingConstants.PageSize << order)));
+        for (ulong i = 0; i < 1UL << order; i++)
+            Guest.FrameWritten(frameNumber + i);
     }
 
     /// <summary>The host bytes of a 4 KiB frame.</summary>

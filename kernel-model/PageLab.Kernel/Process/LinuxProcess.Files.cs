@@ -57,7 +57,16 @@ public sealed partial class LinuxProcess
     long Write(int fd, ulong buffer, ulong count)
     {
         if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
-        return Transfer(buffer, count, toUser: false, chunk => file.Write(chunk));
+        return RaiseSigpipeOnEpipe(Transfer(buffer, count, toUser: false, chunk => file.Write(chunk)));
+    }
+
+    /// <summary>Writing to a pipe nobody reads also sends SIGPIPE (fatal unless caught, ignored or blocked).</summary>
+    long RaiseSigpipeOnEpipe(long result)
+    {
+        const int SigPipe = 13;
+        if (result == -(long)Errno.EPIPE)
+            SendSignal(toSelf: true, SigPipe, "write to a pipe with no reader");
+        return result;
     }
 
     /// <summary>One read or write of up to <see cref="TransferChunk"/> bytes through a kernel buffer.</summary>
@@ -108,7 +117,7 @@ public sealed partial class LinuxProcess
         }
         long result = file.Write(gathered.AsSpan(0, filled));
         time.Advance(KernelCosts.CopyBytes(result));
-        return result;
+        return RaiseSigpipeOnEpipe(result);
     }
 
     long Readv(int fd, ulong iov, int count)

@@ -104,7 +104,7 @@ public sealed partial class LinuxProcess
     /// kill/tgkill to the process itself. Signals are not delivered to handlers (no signal frames
     /// yet): a caught or ignored signal is dropped, a default-fatal one ends the process.
     /// </summary>
-    long SendSignal(bool toSelf, int signal)
+    long SendSignal(bool toSelf, int signal, string? reason = null)
     {
         if (signal < 0 || signal > SignalCount) return Fail(Errno.EINVAL);
         if (!toSelf) return Fail(Errno.ESRCH);
@@ -113,7 +113,7 @@ public sealed partial class LinuxProcess
         bool ignoredByDefault = signal is 17 /* SIGCHLD */ or 18 /* SIGCONT */ or 23 /* SIGURG */ or 28 /* SIGWINCH */;
         bool blocked = (signalMask & (1UL << (signal - 1))) != 0 && signal is not (SigKill or SigStop);
         if (signal == SigKill || (handler == SigDefault && !ignoredByDefault && !blocked && signal != SigStop))
-            Kill(signal);
+            Kill(signal, reason ?? $"{StraceFormatter.SignalName(signal)} sent by the guest to itself (kill/tgkill), default action");
         return 0;
     }
 
@@ -183,7 +183,7 @@ public sealed partial class LinuxProcess
         if (address >= Mm.AddressSpace.TaskSize || length > Mm.AddressSpace.TaskSize - address) return Fail(Errno.EFAULT);
         rseq = (address, length, signature);
         bool written = User.TryWriteUInt64(address, 0) && User.TryWriteUInt64(address + 20, 0);
-        if (!written) Kill(11);
+        if (!written) Kill(11, $"the rseq area at 0x{address:x} cannot be written");
         return 0;
     }
 

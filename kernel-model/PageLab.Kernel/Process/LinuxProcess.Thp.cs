@@ -24,15 +24,30 @@ public sealed partial class LinuxProcess
         FileSystem.AddVirtualFile("/proc/self/smaps", Space.FormatSmaps);
         FileSystem.AddVirtualFile("/proc/self/smaps_rollup", Space.FormatSmapsRollup);
         FileSystem.AddVirtualFile("/proc/vmstat", () => FormatVmstat(memory));
+        FileSystem.AddVirtualFile("/proc/meminfo", () => ProcMemory.MemInfo(memory));
+        // PFNs only for CAP_SYS_ADMIN, which the model grants to euid 0.
+        FileSystem.AddGeneratedFile("/proc/self/pagemap", (buffer, offset) => Space.ReadPagemap(buffer, offset, showFrames: Credentials.Euid == 0));
+        FileSystem.AddVirtualFile("/proc/buddyinfo", () => Mm.Physical.ProcViews.BuddyInfo(memory.Frames));
+        FileSystem.AddVirtualFile("/proc/pagetypeinfo", () => Mm.Physical.ProcViews.PageTypeInfo(memory.Frames));
+        FileSystem.AddVirtualFile("/proc/self/status", () => ProcMemory.Status(Space, CommandName(FileSystem.ExecutablePath), ProcessId, ParentProcessId));
         foreach (var file in ThpSysfs.Files(memory.Thp))
             FileSystem.AddVirtualFile(ThpSysfs.Directory + file.Name, file.Read, file.Write);
         memory.Thp.Khugepaged.Register(Space);
     }
 
-    /// <summary>/proc/vmstat: the counters the model keeps, in Linux's "name value" lines.</summary>
+    /// <summary>The task's comm: the executable's file name, cut to TASK_COMM_LEN - 1 = 15 bytes.</summary>
+    static string CommandName(string executablePath)
+    {
+        string name = Path.GetFileName(executablePath);
+        return name.Length > 15 ? name[..15] : name;
+    }
+
+    /// <summary>/proc/vmstat: the counters the model keeps, in Linux's "name value" lines and order (thp_* last).</summary>
     static string FormatVmstat(KernelMemory memory)
     {
         var text = new StringBuilder();
+        foreach (var (name, value) in memory.Frames.Counters.VmstatFields())
+            text.Append(name).Append(' ').Append(value).Append('\n');
         foreach (var (name, value) in memory.Thp.Counters.VmstatLines())
             text.Append(name).Append(' ').Append(value).Append('\n');
         return text.ToString();

@@ -67,6 +67,8 @@ public sealed partial class LinuxProcess
         Space = new AddressSpace(memory) { FaultHandled = OnFaultHandled, CostSink = new VirtualTimeCostSink(time) };
         User = new UserMemory(Space);
         FileSystem = new GuestFileSystem(settings.AllowedPaths, executablePath, ProcessId, Space.FormatMaps);
+        // The PFNs show only to a reader with CAP_SYS_ADMIN: here, root.
+        FileSystem.AddSpecialFile("/proc/self/pagemap", () => new PagemapFile(Space, showFrames: settings.Credentials.Euid == 0));
         AddMemoryFiles(memory);
         Random = new DeterministicRandom(settings.Seed);
         for (int fd = 0; fd < settings.StandardStreams.Count; fd++)
@@ -104,7 +106,18 @@ public sealed partial class LinuxProcess
         ElfLoader.Load(User, executable, ElfImage.Parse(executable), parameters);
 
     /// <summary>Ends the process by a signal (a fatal fault, abort): the exit status seen by a shell is 128 + signal.</summary>
-    public void Kill(int signal) => TerminatingSignal ??= signal;
+    /// <param name="signal">The fatal signal.</param>
+    /// <param name="reason">Why, for the report (the machine describes faults itself).</param>
+    public void Kill(int signal, string? reason = null)
+    {
+        if (TerminatingSignal is not null)
+            return;
+        TerminatingSignal = signal;
+        KillReason = reason;
+    }
+
+    /// <summary>Why the kernel model killed the process (a signal it raised), when the machine did not report a fault.</summary>
+    public string? KillReason { get; private set; }
 
     void OnFaultHandled(FaultOutcome outcome)
     {

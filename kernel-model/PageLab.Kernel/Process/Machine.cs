@@ -152,7 +152,7 @@ public sealed class Machine : ICpuHost, IDisposable
         {
             string name = StraceFormatter.SignalName(signal);
             Process.Settings.Strace?.Write($"+++ killed by {name} +++\n");
-            return new RunOutcome(128 + signal, signal, $"pagelab: guest killed by {name}: {report ?? "signal sent by the guest"}");
+            return new RunOutcome(128 + signal, signal, $"pagelab: guest killed by {name}: {report ?? Process.KillReason}");
         }
         return new RunOutcome(Process.ExitStatus ?? 0, null, null);
     }
@@ -188,6 +188,12 @@ public sealed class Machine : ICpuHost, IDisposable
             _ => (SigKill, "out of memory: no free frame"),
         };
         report = FaultReport(cpu, fault, access, code);
+        if (signal != SigKill && Process.Settings.Strace is { } strace)
+        {
+            string name = StraceFormatter.SignalName(signal);
+            string address = fault.LinearAddress == 0 ? "NULL" : $"0x{fault.LinearAddress:x}";
+            strace.Write($"--- {name} {{si_signo={name}, si_code={code[..code.IndexOf(':', StringComparison.Ordinal)]}, si_addr={address}}} ---\n");
+        }
         Process.Kill(signal);
         return false;
     }

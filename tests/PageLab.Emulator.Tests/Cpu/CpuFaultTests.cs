@@ -61,32 +61,21 @@ public sealed class CpuFaultTests : IDisposable
         Assert.Equal("add %rcx,(%rdi)", machine.Cpu.FormatInstruction(addAddress)); // AT&T syntax, as gdb and objdump print it
     }
 
-    [Fact]
-    public void UnhandledFault_StopsWithTheFaultAndItsAddress()
+    [Theory]
+    [InlineData(0x7000_0000UL, TranslationFaultKind.PageFault)]             // nothing mapped there
+    [InlineData(0x8000_0000_0000_0000UL, TranslationFaultKind.GeneralProtection)] // non-canonical
+    public void UnhandledFault_StopsAtTheInstructionWithTheFault(ulong address, TranslationFaultKind kind)
     {
         machine.Load(a =>
         {
-            a.mov(rax, 0x7000_0000UL);
+            a.mov(rax, address);
             a.mov(rbx, __qword_ptr[rax]);
             a.syscall();
         });
         Assert.Equal(CpuStopReason.UnhandledFault, machine.Run());
-        Assert.Equal(TranslationFaultKind.PageFault, machine.Cpu.LastFault.Kind);
-        Assert.Equal(0x7000_0000UL, machine.Cpu.LastFault.LinearAddress);
+        Assert.Equal(kind, machine.Cpu.LastFault.Kind);
+        Assert.Equal(address, machine.Cpu.LastFault.LinearAddress);
         Assert.Equal(TestMachine.CodeAddress + 10, machine.Cpu.Rip);
-    }
-
-    [Fact]
-    public void NonCanonicalAddress_IsGeneralProtectionFault()
-    {
-        machine.Load(a =>
-        {
-            a.mov(rax, 0x8000_0000_0000_0000UL);
-            a.mov(rbx, __qword_ptr[rax]);
-            a.syscall();
-        });
-        Assert.Equal(CpuStopReason.UnhandledFault, machine.Run());
-        Assert.Equal(TranslationFaultKind.GeneralProtection, machine.Cpu.LastFault.Kind);
     }
 
     [Fact]

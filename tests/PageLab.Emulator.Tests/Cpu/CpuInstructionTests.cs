@@ -42,7 +42,7 @@ public sealed class CpuInstructionTests : IDisposable
     }
 
     [Fact]
-    public void Write32_ZeroExtendsIntoUpperHalf()
+    public void Write32_ZeroExtendsWhileNarrowerWritesMerge()
     {
         RunCode(a =>
         {
@@ -50,12 +50,12 @@ public sealed class CpuInstructionTests : IDisposable
             a.mov(eax, 5);
             a.mov(rbx, ulong.MaxValue);
             a.mov(bh, 0x12);
-            a.mov(rcx, ulong.MaxValue);
-            a.mov(cx, 0x3456);
+            a.mov(rdx, ulong.MaxValue);
+            a.mov(dx, 0x3456);
         });
         Assert.Equal(5UL, Rax);
-        Assert.Equal(0xFFFF_FFFF_FFFF_12FFUL, machine.Cpu.Gpr(3));
-        // RCX is the syscall's return address afterwards; check RBX's merge and the 16-bit write through RDX instead.
+        Assert.Equal(0xFFFF_FFFF_FFFF_12FFUL, machine.Cpu.Gpr(3)); // 8-bit writes merge (AH..BH included)
+        Assert.Equal(0xFFFF_FFFF_FFFF_3456UL, machine.Cpu.Gpr(2)); // and so do 16-bit writes
     }
 
     [Fact]

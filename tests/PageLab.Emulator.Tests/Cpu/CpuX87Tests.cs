@@ -9,11 +9,7 @@ public sealed class CpuX87Tests : IDisposable
 {
     readonly TestMachine machine = new();
 
-    public void Dispose()
-    {
-        machine.Cpu.Dispose();
-        machine.Dispose();
-    }
+    public void Dispose() => machine.Dispose();
 
     [Fact]
     public void LongDoubleDivision_IsRoundedToExtendedPrecision()

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Iced.Intel;
 using PageLab.Emulator.Cpu;
 using static Iced.Intel.AssemblerRegisters;
@@ -236,6 +237,8 @@ public sealed unsafe class NativeDifferentialTests : IDisposable
         }
         cpu.Gpr(15) = TestMachine.DataAddress;
         cpu.Rflags = initial.Values[NativeState.FlagsIndex];
+        for (int i = 0; i < NativeState.XmmCount; i++)
+            cpu.Xmm(i) = Vector128.Create(initial.Values[17 + 2 * i], initial.Values[18 + 2 * i]).AsByte();
         machine.Memory.Write(TestMachine.DataAddress, memory);
         var stop = cpu.Run(1);
 
@@ -246,6 +249,11 @@ public sealed unsafe class NativeDifferentialTests : IDisposable
         {
             if (i != 4 && cpu.Gpr(i) != nativeState.Values[i])
                 problems.Add($"r{i}: host 0x{nativeState.Values[i]:x} pagelab 0x{cpu.Gpr(i):x}");
+        }
+        for (int i = 0; i < NativeState.XmmCount; i++)
+        {
+            var host = Vector128.Create(nativeState.Values[17 + 2 * i], nativeState.Values[18 + 2 * i]);
+            if (cpu.Xmm(i).AsUInt64() != host) problems.Add($"xmm{i}: host {host} pagelab {cpu.Xmm(i).AsUInt64()}");
         }
         ulong mask = CpuFlags.Status & ~test.UndefinedFlags;
         ulong hostFlags = nativeState.Values[NativeState.FlagsIndex] & mask, ourFlags = cpu.Rflags & mask;
@@ -266,6 +274,143 @@ public sealed unsafe class NativeDifferentialTests : IDisposable
         var stream = new MemoryStream();
         a.Assemble(new StreamCodeWriter(stream), TestMachine.CodeAddress);
         return stream.ToArray();
+    }
+
+    static readonly string[] VectorBinary =
+    [
+        "Paddb", "Paddw", "Paddd", "Paddq", "Psubb", "Psubw", "Psubd", "Psubq", "Paddsb", "Paddsw", "Paddusb", "Paddusw",
+        "Psubsb", "Psubsw", "Psubusb", "Psubusw", "Pmullw", "Pmulhw", "Pmulhuw", "Pmuludq", "Pmaddwd", "Psadbw", "Pavgb", "Pavgw",
+        "Pminub", "Pmaxub", "Pminsw", "Pmaxsw", "Pcmpeqb", "Pcmpeqw", "Pcmpeqd", "Pcmpgtb", "Pcmpgtw", "Pcmpgtd",
+        "Punpcklbw", "Punpcklwd", "Punpckldq", "Punpcklqdq", "Punpckhbw", "Punpckhwd", "Punpckhdq", "Punpckhqdq",
+        "Packsswb", "Packssdw", "Packuswb", "Pand", "Pandn", "Por", "Pxor", "Andps", "Andnpd", "Orpd", "Xorps",
+        "Unpcklps", "Unpckhps", "Unpcklpd", "Unpckhpd", "Psllw", "Pslld", "Psllq", "Psrlw", "Psrld", "Psrlq", "Psraw", "Psrad",
+        "Addps", "Addpd", "Subps", "Subpd", "Mulps", "Mulpd", "Divps", "Divpd", "Minps", "Minpd", "Maxps", "Maxpd", "Sqrtps", "Sqrtpd",
+        "Cvtdq2ps", "Cvtps2dq", "Cvttps2dq", "Cvtpd2dq", "Cvttpd2dq", "Cvtpd2ps", "Movdqa", "Movdqu", "Movaps", "Movupd",
+    ];
+    static readonly string[] VectorScalar64 = ["Addsd", "Subsd", "Mulsd", "Divsd", "Sqrtsd", "Minsd", "Maxsd", "Cvtsd2ss", "Movsd", "Movq", "Cvtdq2pd", "Cvtps2pd"];
+    static readonly string[] VectorScalar32 = ["Addss", "Subss", "Mulss", "Divss", "Sqrtss", "Minss", "Maxss", "Cvtss2sd", "Movss"];
+    static readonly string[] VectorImmediate = ["Pshufd", "Pshuflw", "Pshufhw", "Shufps", "Shufpd", "Cmpps", "Cmppd"];
+
+    static Case RandomVectorCase(Random random)
+    {
+        Register X() => Register.XMM0 + random.Next(NativeState.XmmCount);
+        Register G(int size) => Gpr(UsableRegisters[random.Next(UsableRegisters.Length)], size);
+        var memory = new MemoryOperand(Register.R15, random.Next(0, (BufferSize - 16) / 16) * 16);
+        var memory8 = new MemoryOperand(Register.R15, random.Next(0, BufferSize - 8));
+        int imm = random.Next(256);
+        const ulong compareUndefined = 0;
+        switch (random.Next(9))
+        {
+            case 0:
+            {
+                string op = VectorBinary[random.Next(VectorBinary.Length)];
+                return random.Next(3) == 0
+                    ? new(Instruction.Create(CodeOf($"{op}_xmm_xmmm128"), X(), memory), 0)
+                    : new(Instruction.Create(CodeOf($"{op}_xmm_xmmm128"), X(), X()), 0);
+            }
+            case 1:
+            {
+                string op = VectorScalar64[random.Next(VectorScalar64.Length)];
+                return random.Next(3) == 0
+                    ? new(Instruction.Create(CodeOf($"{op}_xmm_xmmm64"), X(), memory8), 0)
+                    : new(Instruction.Create(CodeOf($"{op}_xmm_xmmm64"), X(), X()), 0);
+            }
+            case 2:
+            {
+                string op = VectorScalar32[random.Next(VectorScalar32.Length)];
+                return random.Next(3) == 0
+                    ? new(Instruction.Create(CodeOf($"{op}_xmm_xmmm32"), X(), memory8), 0)
+                    : new(Instruction.Create(CodeOf($"{op}_xmm_xmmm32"), X(), X()), 0);
+            }
+            case 3:
+            {
+                string op = VectorImmediate[random.Next(VectorImmediate.Length)];
+                int predicate = op.StartsWith("Cmp", StringComparison.Ordinal) ? imm & 7 : imm;
+                return new(Instruction.Create(CodeOf($"{op}_xmm_xmmm128_imm8"), X(), X(), predicate), 0);
+            }
+            case 4:
+            {
+                string op = new[] { "Psllw", "Pslld", "Psllq", "Psrlw", "Psrld", "Psrlq", "Psraw", "Psrad", "Pslldq", "Psrldq" }[random.Next(10)];
+                return new(Instruction.Create(CodeOf($"{op}_xmm_imm8"), X(), random.Next(0, 70)), 0);
+            }
+            case 5:
+                return random.Next(8) switch
+                {
+                    0 => new(Instruction.Create(Code.Movd_xmm_rm32, X(), G(4)), 0),
+                    1 => new(Instruction.Create(Code.Movq_xmm_rm64, X(), G(8)), 0),
+                    2 => new(Instruction.Create(Code.Movd_rm32_xmm, G(4), X()), 0),
+                    3 => new(Instruction.Create(Code.Movq_rm64_xmm, G(8), X()), 0),
+                    4 => new(Instruction.Create(Code.Pmovmskb_r32_xmm, G(4), X()), 0),
+                    5 => new(Instruction.Create(Code.Movmskpd_r32_xmm, G(4), X()), 0),
+                    6 => new(Instruction.Create(Code.Pextrw_r32_xmm_imm8, G(4), X(), imm), 0),
+                    _ => new(Instruction.Create(Code.Pinsrw_xmm_r32m16_imm8, X(), G(4), imm), 0),
+                };
+            case 6:
+                return random.Next(8) switch
+                {
+                    0 => new(Instruction.Create(Code.Cvtsi2sd_xmm_rm64, X(), G(8)), 0),
+                    1 => new(Instruction.Create(Code.Cvtsi2sd_xmm_rm32, X(), G(4)), 0),
+                    2 => new(Instruction.Create(Code.Cvtsi2ss_xmm_rm32, X(), G(4)), 0),
+                    3 => new(Instruction.Create(Code.Cvttsd2si_r64_xmmm64, G(8), X()), 0),
+                    4 => new(Instruction.Create(Code.Cvttsd2si_r32_xmmm64, G(4), X()), 0),
+                    5 => new(Instruction.Create(Code.Cvtsd2si_r64_xmmm64, G(8), X()), 0),
+                    6 => new(Instruction.Create(Code.Cvttss2si_r32_xmmm32, G(4), X()), 0),
+                    _ => new(Instruction.Create(Code.Cmpsd_xmm_xmmm64_imm8, X(), X(), imm & 7), 0),
+                };
+            case 7:
+                return random.Next(6) switch
+                {
+                    0 => new(Instruction.Create(Code.Ucomisd_xmm_xmmm64, X(), X()), compareUndefined),
+                    1 => new(Instruction.Create(Code.Comisd_xmm_xmmm64, X(), X()), compareUndefined),
+                    2 => new(Instruction.Create(Code.Ucomiss_xmm_xmmm32, X(), X()), compareUndefined),
+                    3 => new(Instruction.Create(Code.Movhlps_xmm_xmm, X(), X()), 0),
+                    4 => new(Instruction.Create(Code.Movlhps_xmm_xmm, X(), X()), 0),
+                    _ => new(Instruction.Create(Code.Cmpss_xmm_xmmm32_imm8, X(), X(), imm & 7), 0),
+                };
+            default:
+                return random.Next(7) switch
+                {
+                    0 => new(Instruction.Create(Code.Movlpd_xmm_m64, X(), memory8), 0),
+                    1 => new(Instruction.Create(Code.Movhpd_xmm_m64, X(), memory8), 0),
+                    2 => new(Instruction.Create(Code.Movlpd_m64_xmm, memory8, X()), 0),
+                    3 => new(Instruction.Create(Code.Movhpd_m64_xmm, memory8, X()), 0),
+                    4 => new(Instruction.Create(Code.Movdqu_xmmm128_xmm, memory8, X()), 0),
+                    5 => new(Instruction.Create(Code.Movsd_xmmm64_xmm, memory8, X()), 0),
+                    _ => new(Instruction.Create(Code.Movq_xmmm64_xmm, memory8, X()), 0),
+                };
+        }
+    }
+
+    /// <summary>Lanes as integers, small numbers, and doubles and floats with NaNs, infinities, zeros and denormals among them.</summary>
+    static ulong RandomLane(Random random) => random.Next(8) switch
+    {
+        0 => BitConverter.DoubleToUInt64Bits(random.NextDouble() * 1e6 - 5e5),
+        1 => BitConverter.DoubleToUInt64Bits(new[] { double.NaN, double.PositiveInfinity, double.NegativeInfinity, 0.0, -0.0, double.Epsilon, 1e300, -2.5 }[random.Next(8)]),
+        2 => ((ulong)BitConverter.SingleToUInt32Bits((float)(random.NextDouble() * 1000 - 500)) << 32) | BitConverter.SingleToUInt32Bits(float.NaN),
+        3 => ((ulong)BitConverter.SingleToUInt32Bits(random.NextSingle()) << 32) | BitConverter.SingleToUInt32Bits(-random.NextSingle() * 1e5f),
+        _ => RandomValue(random),
+    };
+
+    [Theory]
+    [InlineData(7)]
+    [InlineData(8)]
+    public void RandomSseInstructions_MatchTheHostCpu(int seed)
+    {
+        var random = new Random(seed);
+        var failures = new List<string>();
+        for (int n = 0; n < 3000 && failures.Count < 10; n++)
+        {
+            var test = RandomVectorCase(random);
+            var state = new NativeState();
+            for (int i = 0; i < 16; i++) state.Values[i] = RandomValue(random);
+            for (int i = 17; i < 17 + 2 * NativeState.XmmCount; i++) state.Values[i] = RandomLane(random);
+            state.Values[NativeState.FlagsIndex] = ((ulong)random.Next() & CpuFlags.Status) | CpuFlags.InitialUser;
+            var bytes = new byte[BufferSize];
+            random.NextBytes(bytes);
+            string failure = Compare(test, state, bytes);
+            if (failure.Length > 0) failures.Add(failure);
+        }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
 
     [Fact]

@@ -4,12 +4,14 @@ using static Iced.Intel.AssemblerRegisters;
 
 namespace PageLab.Emulator.Tests.Cpu;
 
-/// <summary>Register state exchanged with the native harness: 16 GPRs in encoding order, then RFLAGS.</summary>
+/// <summary>Register state exchanged with the native harness: 16 GPRs in encoding order, RFLAGS, then XMM0..XMM3.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct NativeState
 {
     public const int FlagsIndex = 16;
-    public fixed ulong Values[17];
+    public const int XmmCount = 4;
+    public const int XmmOffset = 17 * 8;
+    public fixed ulong Values[17 + 2 * XmmCount];
 }
 
 /// <summary>
@@ -36,6 +38,7 @@ internal sealed unsafe partial class NativeRunner : IDisposable
         if (code == -1) throw new InvalidOperationException($"mmap failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
+    static readonly AssemblerRegisterXMM[] Xmms = [xmm0, xmm1, xmm2, xmm3];
     static readonly AssemblerRegister64[] Registers = [rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15];
 
     public void Run(Action<Assembler> sequence, ref NativeState state)
@@ -46,6 +49,7 @@ internal sealed unsafe partial class NativeRunner : IDisposable
         a.mov(rax, __qword_ptr[rdi + NativeState.FlagsIndex * 8]);
         a.push(rax);
         a.popfq();
+        for (int i = 0; i < NativeState.XmmCount; i++) a.movdqu(Xmms[i], __xmmword_ptr[rdi + NativeState.XmmOffset + 16 * i]);
         for (int i = 0; i < 16; i++)
         {
             if (i is 4 or 7) continue; // RSP stays the harness's; RDI (the state pointer) last
@@ -60,6 +64,7 @@ internal sealed unsafe partial class NativeRunner : IDisposable
             if (i is 4 or 7) continue;
             a.mov(__qword_ptr[rdi + i * 8], Registers[i]);
         }
+        for (int i = 0; i < NativeState.XmmCount; i++) a.movdqu(__xmmword_ptr[rdi + NativeState.XmmOffset + 16 * i], Xmms[i]);
         a.pushfq();
         a.pop(rax);
         a.mov(__qword_ptr[rdi + NativeState.FlagsIndex * 8], rax);

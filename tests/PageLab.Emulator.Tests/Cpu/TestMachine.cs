@@ -107,5 +107,9 @@ internal sealed class TestMachine : ICpuHost, IDisposable
         return value;
     }
 
-    public void Dispose() => Memory.Dispose();
+    public void Dispose()
+    {
+        Cpu.Dispose();
+        Memory.Dispose();
+    }
 }

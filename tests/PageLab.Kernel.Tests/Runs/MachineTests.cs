@@ -17,7 +17,7 @@ public class MachineTests
 
     sealed class Run : IDisposable
     {
-        public Run(Action<Assembler> program, long maxInstructions = 0)
+        public Run(Action<Assembler> program, long maxInstructions = 0, TextWriter? strace = null)
         {
             var assembler = new Assembler(64);
             program(assembler);
@@ -35,7 +35,7 @@ public class MachineTests
                 MemoryBytes = 64UL << 20,
                 Tlb = TlbConfig.Tiny,
                 MaxInstructions = maxInstructions,
-                Process = new ProcessSettings { StandardStreams = [new CapturedStream("/dev/stdin"), Stdout, new CapturedStream("/dev/stderr")] },
+                Process = new ProcessSettings { Strace = strace, StandardStreams = [new CapturedStream("/dev/stdin"), Stdout, new CapturedStream("/dev/stderr")] },
             }, "/test/prog");
             Machine.Load(new InMemoryFile("/test/prog", elf), new ExecParameters
             {
@@ -96,6 +96,19 @@ public class MachineTests
         Assert.Contains("write to 0x0 (SEGV_MAPERR", report, StringComparison.Ordinal);
         Assert.Contains("at rip 0x401002: movq $1,(%rax)", report, StringComparison.Ordinal);
         Assert.Contains("PML4E[0x", report, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void FatalFault_IsTracedAsStraceShowsIt()
+    {
+        var strace = new StringWriter();
+        using var run = new Run(a =>
+        {
+            a.mov(eax, 16);
+            a.mov(__dword_ptr[rax], 1);
+        }, strace: strace);
+        Assert.EndsWith("--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---\n+++ killed by SIGSEGV +++\n", strace.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith("execve(\"/test/prog\", [\"/test/prog\"], 0x", strace.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -51,6 +51,18 @@ sealed class CapturedStream(string path, byte[]? input = null) : OpenFile
     }
 }
 
+/// <summary>A pipe whose reader has gone: every write fails with EPIPE.</summary>
+sealed class BrokenPipe() : OpenFile
+{
+    public override string Path => "pipe:[1]";
+    public override long Write(ReadOnlySpan<byte> buffer) => -(long)Errno.EPIPE;
+    public override int Stat(Span<byte> statBuffer)
+    {
+        statBuffer.Clear();
+        return 0;
+    }
+}
+
 /// <summary>A process with a scratch RW mapping at <see cref="Scratch"/> for syscall arguments.</summary>
 sealed class ProcessFixture : IDisposable
 {
@@ -60,7 +72,7 @@ sealed class ProcessFixture : IDisposable
     readonly TestMachine machine;
     readonly StringWriter strace = new();
 
-    public ProcessFixture(IReadOnlyList<string>? allowedPaths = null, ulong seed = 1, bool trace = false, byte[]? stdin = null)
+    public ProcessFixture(IReadOnlyList<string>? allowedPaths = null, ulong seed = 1, bool trace = false, byte[]? stdin = null, OpenFile? stdout = null)
     {
         machine = new TestMachine();
         Stdout = new CapturedStream("/dev/stdout");
@@ -70,7 +82,7 @@ sealed class ProcessFixture : IDisposable
             AllowedPaths = allowedPaths ?? [],
             Seed = seed,
             Strace = trace ? strace : null,
-            StandardStreams = [new CapturedStream("/dev/stdin", stdin), Stdout, Stderr],
+            StandardStreams = [new CapturedStream("/dev/stdin", stdin), stdout ?? Stdout, Stderr],
         }, Time, "/usr/local/bin/prog");
         Process.Space.Map(Scratch, Scratch + ScratchSize, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
     }

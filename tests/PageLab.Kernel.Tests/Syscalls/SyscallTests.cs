@@ -32,6 +32,24 @@ public class SyscallTests
     }
 
     [Fact]
+    public void WriteToBrokenPipe_IsEpipe_AndSigpipeKillsUnlessIgnored()
+    {
+        using (var p = new ProcessFixture(stdout: new BrokenPipe()))
+        {
+            Assert.Equal(Err(Errno.EPIPE), p.Call(SyscallNumber.Write, 1, p.PutString("x"), 1));
+            Assert.Equal(13, p.Process.TerminatingSignal);
+            Assert.Equal("write to a pipe with no reader", p.Process.KillReason);
+        }
+        using (var p = new ProcessFixture(stdout: new BrokenPipe()))
+        {
+            Assert.True(p.Process.User.TryWriteUInt64(Scratch + 64, 1));
+            Assert.Equal(0, p.Call(SyscallNumber.RtSigaction, 13, Scratch + 64, 0, 8));
+            Assert.Equal(Err(Errno.EPIPE), p.Call(SyscallNumber.Write, 1, p.PutString("x"), 1));
+            Assert.False(p.Process.HasExited);
+        }
+    }
+
+    [Fact]
     public void Read_FillsGuestBufferFromStdin()
     {
         using var p = new ProcessFixture(stdin: Encoding.ASCII.GetBytes("abc"));
@@ -104,8 +122,31 @@ public class SyscallTests
         long n = p.Call(SyscallNumber.Read, (ulong)fd, Scratch + 4096, 4096);
         Assert.Equal(p.Process.Space.FormatMaps(), p.ReadText(Scratch + 4096, (int)n));
         Assert.StartsWith("10000000-10100000 rw-p 00000000 00:00 0", p.ReadText(Scratch + 4096, (int)n), StringComparison.Ordinal);
-        Assert.Equal(Err(Errno.ENOENT), p.Call(SyscallNumber.Openat, unchecked((ulong)-100), p.PutString("/proc/self/status"), 0));
+        Assert.Equal(Err(Errno.ENOENT), p.Call(SyscallNumber.Openat, unchecked((ulong)-100), p.PutString("/proc/self/environ"), 0));
         Assert.Equal(Err(Errno.EACCES), p.Call(SyscallNumber.Openat, unchecked((ulong)-100), p.PutString("/proc/self/maps"), 1));
+    }
+
+    [Fact]
+    public void ProcSelfPagemap_ReportsPresentExclusiveZeroPageAndFrames()
+    {
+        using var p = new ProcessFixture();
+        ulong region = (ulong)p.Call(SyscallNumber.Mmap, 0, 4 * 4096, 3, 0x22, unchecked((ulong)-1), 0);
+        Assert.True(p.Process.User.TryWriteUInt64(region, 1));
+        Assert.True(p.Process.User.TryReadUInt64(region + 2 * 4096, out _));
+        long fd = p.Call(SyscallNumber.Openat, unchecked((ulong)-100), p.PutString("/proc/self/pagemap"), 0);
+        Assert.True(fd >= 3);
+        Assert.Equal(32, p.Call(SyscallNumber.Pread64, (ulong)fd, Scratch + 4096, 32, region / 4096 * 8));
+        ulong written = p.Read64(Scratch + 4096), untouched = p.Read64(Scratch + 4096 + 8), zero = p.Read64(Scratch + 4096 + 16);
+        Assert.Equal(AddressSpace.PagemapPresent | AddressSpace.PagemapExclusive | AddressSpace.PagemapSoftDirty,
+            written & ~AddressSpace.PagemapFrameMask);
+        Assert.Equal(p.Process.Space.Tables.ReadPte(region).FrameNumber, written & AddressSpace.PagemapFrameMask);
+        Assert.Equal(AddressSpace.PagemapSoftDirty, untouched);
+        Assert.Equal(AddressSpace.PagemapPresent | AddressSpace.PagemapSoftDirty, zero & ~AddressSpace.PagemapFrameMask);
+        Assert.Equal(16, p.Call(SyscallNumber.Pread64, (ulong)fd, Scratch + 4096, 16, 0x4000 / 4096 * 8));
+        Assert.Equal(0UL, p.Read64(Scratch + 4096));
+        Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Pread64, (ulong)fd, Scratch + 4096, 12, 0));
+        Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Pread64, (ulong)fd, Scratch + 4096, 8, 4));
+        Assert.Equal(0, p.Call(SyscallNumber.Pread64, (ulong)fd, Scratch + 4096, 8, (long)(AddressSpace.TaskSize / 4096 * 8)));
     }
 
     [Fact]
@@ -135,6 +176,22 @@ public class SyscallTests
         Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Readlink, path, Scratch + 512, 0));
         Assert.Equal(Err(Errno.EFAULT), p.Call(SyscallNumber.Readlink, path, 0x40, 100));
         Assert.Equal(19, p.Call(SyscallNumber.Readlink, p.PutString($"/proc/{Process.LinuxProcess.ProcessId}/exe", 200), Scratch + 512, 100));
+    }
+
+    [Fact]
+    public void Readlink_OfHostLinks_IsConfinedLikeOpen()
+    {
+        using var allowed = new TempDirectory();
+        using var other = new TempDirectory();
+        File.WriteAllText(Path.Join(allowed.Path, "plain"), "x");
+        File.CreateSymbolicLink(Path.Join(allowed.Path, "link"), "../elsewhere/target");
+        File.CreateSymbolicLink(Path.Join(other.Path, "link"), "t");
+        using var p = new ProcessFixture([allowed.Path]);
+        Assert.Equal(19, p.Call(SyscallNumber.Readlink, p.PutString(Path.Join(allowed.Path, "link")), Scratch + 512, 100));
+        Assert.Equal("../elsewhere/target", p.ReadText(Scratch + 512, 19));
+        Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Readlink, p.PutString(Path.Join(allowed.Path, "plain")), Scratch + 512, 100));
+        Assert.Equal(Err(Errno.ENOENT), p.Call(SyscallNumber.Readlink, p.PutString(Path.Join(allowed.Path, "none")), Scratch + 512, 100));
+        Assert.Equal(Err(Errno.EACCES), p.Call(SyscallNumber.Readlink, p.PutString(Path.Join(other.Path, "link")), Scratch + 512, 100));
     }
 
     [Fact]

@@ -13,9 +13,11 @@ namespace PageLab.Benchmarks.Cpu;
 /// Interpreter speed on CPU-bound guest loops with the full TLB model on (Golden Cove preset):
 /// every fetch and data access is counted by the modeled TLBs. Each benchmark retires
 /// <see cref="Instructions"/> guest instructions; MIPS = Instructions / mean time / 10^6.
-/// The native benchmark runs the same CRC-32 loop on the host, for the baseline.
+/// The native benchmark runs the same CRC-32 loop on the host, for the baseline. On this shared
+/// machine read the ThreadCpuTime job (timed by the benchmark thread's CPU time).
 /// </summary>
 [MemoryDiagnoser]
+[Config(typeof(ThreadCpuTimeConfig))]
 public unsafe partial class CpuBenchmarks : ICpuHost
 {
     /// <summary>Guest instructions per benchmark invocation.</summary>

@@ -17,6 +17,8 @@ public sealed class MmCounters
     public ulong SwapOut, SwapIn;
     /// <summary>pglazyfree, pglazyfreed: pages given up by MADV_FREE, and those reclaim then discarded.</summary>
     public ulong LazyFree, LazyFreed;
+    /// <summary>pgfault: page faults the handler serviced, all processes together.</summary>
+    public ulong PageFaults;
 
     /// <summary>
     /// The counters as /proc/vmstat names them, in the order Linux 6.18 prints them (stalls count in
@@ -28,6 +30,7 @@ public sealed class MmCounters
         ("pswpout", SwapOut),
         ("allocstall_normal", AllocStall),
         ("pglazyfree", LazyFree),
+        ("pgfault", PageFaults),
         ("pglazyfreed", LazyFreed),
         ("pgsteal_direct", PageStealDirect),
         ("pgscan_direct", PageScanDirect),

@@ -28,7 +28,7 @@ public static class ProcViews
     /// <summary>/proc/pagetypeinfo: free blocks per migrate type and order, then pageblocks per type.</summary>
     public static string PageTypeInfo(BuddyAllocator allocator)
     {
-        const int FreeCountCap = 100_000; // Linux stops counting a list there and prints ">100000"
+        const int FreeCountCap = 100_000; // Linux stops counting a list when it reaches this and prints ">100000"
         var types = Enum.GetValues<MigrateType>();
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"Page block order: {BuddyAllocator.PageblockOrder}\n");
@@ -45,7 +45,7 @@ public static class ProcViews
                 for (int order = 0; order <= BuddyAllocator.MaxOrder; order++)
                 {
                     ulong count = node.FreeBlocks(order, type);
-                    text.Append(count > FreeCountCap ? $">{FreeCountCap,6} " : string.Create(CultureInfo.InvariantCulture, $"{count,6} "));
+                    text.Append(count >= FreeCountCap ? $">{FreeCountCap,6} " : string.Create(CultureInfo.InvariantCulture, $"{count,6} "));
                 }
                 text.Append('\n');
             }

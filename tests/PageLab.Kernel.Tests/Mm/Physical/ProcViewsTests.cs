@@ -48,6 +48,23 @@ public sealed class ProcViewsTests
     }
 
     [Fact]
+    public void PageTypeInfo_CapsAFreeListAt100000_ButBuddyInfoCountsItAll()
+    {
+        using var memory = new PhysicalMemory(1024 * MiB);
+        var allocator = new BuddyAllocator(memory);
+        var frames = new List<ulong>();
+        while (allocator.TryAllocate(0, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong frame))
+            frames.Add(frame);
+        // Freeing every other frame (2, 4, ...; frame 0 is reserved) leaves 131071 order-0 blocks that cannot merge.
+        foreach (ulong frame in frames.Where(f => f % 2 == 0))
+            allocator.Free(frame, 0);
+
+        string movable = ProcViews.PageTypeInfo(allocator).Split('\n').Single(line => line.Contains("type      Movable", StringComparison.Ordinal));
+        Assert.StartsWith("Node    0, zone   Normal, type      Movable >100000      0 ", movable, StringComparison.Ordinal);
+        Assert.StartsWith("Node 0, zone   Normal 131071      0 ", ProcViews.BuddyInfo(allocator), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void VmstatFields_UseLinuxNamesInTheHostsOrder_WithTheCountedValues()
     {
         using var memory = new PhysicalMemory(8 * MiB);
@@ -56,7 +73,7 @@ public sealed class ProcViewsTests
         var fields = allocator.Counters.VmstatFields();
         // Linux 6.18 /proc/vmstat lists these in this order (others in between are not modeled here).
         Assert.Equal(
-            ["pswpin", "pswpout", "allocstall_normal", "pglazyfree", "pglazyfreed", "pgsteal_direct", "pgscan_direct", "pgmigrate_success", "pgmigrate_fail",
+            ["pswpin", "pswpout", "allocstall_normal", "pglazyfree", "pgfault", "pglazyfreed", "pgsteal_direct", "pgscan_direct", "pgmigrate_success", "pgmigrate_fail",
              "compact_migrate_scanned", "compact_free_scanned", "compact_stall", "compact_fail", "compact_success"],
             fields.Select(f => f.Name));
         Assert.Equal(1UL, fields.Single(f => f.Name == "compact_stall").Value);

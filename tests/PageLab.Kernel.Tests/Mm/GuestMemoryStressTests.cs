@@ -1,0 +1,108 @@
+using PageLab.Emulator.Paging;
+using PageLab.Kernel.Mm;
+using PageLab.Kernel.Mm.Physical;
+
+namespace PageLab.Kernel.Tests.Mm;
+
+/// <summary>
+/// A guest-like workload through the MMU on a squeezed machine (small, fragmented, a memcg limit
+/// below the working set, swap): compaction, reclaim, swap-out and swap-in run many times under it,
+/// yet every byte it wrote reads back, and frame, memcg and swap accounting balance.
+/// </summary>
+public class GuestMemoryStressTests
+{
+    const ulong Base = 0x4000_0000;
+    const ulong Page = PagingConstants.PageSize;
+    const ulong Huge = PagingConstants.LargePageSize;
+    const ulong RegionPages = 6144; // 24 MiB: twice the memcg limit
+    const int WordsPerPage = 4;
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void SqueezedMachine_KeepsEveryByte_AndBalancesItsFrames(int seed)
+    {
+        using var m = new TestMachine(24UL << 20);
+        m.Allocator.Swap = new SwapDevice(0, 32UL << 20);
+        m.Memory.PageCache.Fragment(new FragmentationOptions { Seed = seed });
+        m.Memory.Memcg = m.Allocator.CreateCgroup("guest", 3072);
+        ulong freeBefore = m.Allocator.FreeFrames;
+        var space = new AddressSpace(m.Memory) { CostSink = new CostLedger() };
+        m.Memory.Guest.SwitchAddressSpace(space.Tables.Cr3);
+        var user = new UserMemory(space);
+        space.Map(Base, Base + RegionPages * Page, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
+
+        // What the guest wrote: word slot -> value (absent: never written or discarded, reads 0).
+        var shadow = new Dictionary<ulong, ulong>();
+        var random = new Random(seed);
+        for (int round = 0; round < 40_000; round++)
+        {
+            ulong address = Base + (ulong)random.NextInt64((long)RegionPages) * Page + (ulong)random.Next(WordsPerPage) * 1024;
+            ulong value = (ulong)random.NextInt64() | 1;
+            Assert.True(user.TryWriteUInt64(address, value), $"write at 0x{address:x} failed in round {round}");
+            shadow[address] = value;
+            if (round % 499 == 0)
+                Disturb(m, space, shadow, random);
+        }
+
+        foreach (var (address, value) in shadow)
+        {
+            Assert.True(user.TryReadUInt64(address, out ulong read));
+            Assert.Equal(value, read);
+        }
+        var counters = m.Allocator.Counters;
+        Assert.True(counters.SwapOut > 1000 && counters.SwapIn > 1000 && counters.PageMigrateSuccess > 5 && counters.CompactStall > 10,
+            $"pswpout {counters.SwapOut}, pswpin {counters.SwapIn}, migrated {counters.PageMigrateSuccess}, compactions {counters.CompactStall}");
+        AssertFramesBalance(m.Allocator);
+        Assert.True(m.Memory.Memcg.UsagePages <= m.Memory.Memcg.LimitPages);
+
+        m.Memory.Guest.SwitchAddressSpace(m.Space.Tables.Cr3);
+        space.Destroy();
+        Assert.Equal(freeBefore, m.Allocator.FreeFrames);
+        Assert.Equal(0UL, m.Allocator.Swap.UsedSlots);
+        Assert.Equal(0UL, m.Memory.Memcg.UsagePages);
+        AssertFramesBalance(m.Allocator);
+    }
+
+    /// <summary>What else happens to the guest's memory meanwhile: collapses (which compact), page-outs, discards, compaction.</summary>
+    static void Disturb(TestMachine m, AddressSpace space, Dictionary<ulong, ulong> shadow, Random random)
+    {
+        ulong region = Base + (ulong)random.NextInt64((long)(RegionPages * Page / Huge)) * Huge;
+        switch (random.Next(4))
+        {
+            case 0:
+                // A collapse needs a free 2 MiB block on a fragmented machine: it compacts. Paging the region
+                // out again splits it, so THPs (which reclaim does not take) never fill the memcg.
+                Madvise.Apply(space, region, Huge, MadviseAdvice.Collapse, KernelAbi.Proposal);
+                Madvise.Apply(space, region, Huge, MadviseAdvice.PageOut, KernelAbi.Proposal);
+                break;
+            case 1:
+                Madvise.Apply(space, region, Huge / 4, MadviseAdvice.PageOut, KernelAbi.Proposal);
+                break;
+            case 2:
+                ulong start = region + (ulong)random.Next(500) * Page;
+                Assert.Null(Madvise.Apply(space, start, 8 * Page, MadviseAdvice.DontNeed, KernelAbi.Proposal).Error);
+                foreach (ulong key in shadow.Keys.Where(a => a >= start && a < start + 8 * Page).ToList())
+                    shadow.Remove(key);
+                break;
+            default:
+                m.Allocator.Compact(0, BuddyAllocator.PageblockOrder, null);
+                break;
+        }
+    }
+
+    /// <summary>Every frame is free, allocated (a block head or tail) or the reserved frame 0: free + allocated == total.</summary>
+    static void AssertFramesBalance(BuddyAllocator allocator)
+    {
+        ulong allocated = 0, reserved = 0;
+        for (ulong frame = 0; frame < allocator.FrameCount; frame++)
+        {
+            var state = allocator[frame].State;
+            if (state is PageState.Head or PageState.Tail) allocated++;
+            else if (state == PageState.Reserved) reserved++;
+            else Assert.True(state is PageState.FreeHead or PageState.FreeTail, $"frame 0x{frame:x} is {state} outside compaction");
+        }
+        Assert.Equal(allocator.FrameCount, allocator.FreeFrames + allocated + reserved);
+    }
+}
