@@ -28,7 +28,7 @@ public static class CommandLine
           --tlb PRESET            TLB model: intel-golden-cove (default), amd-zen4, tiny
           --max-instructions N    stop the guest after N instructions (SIGXCPU)
           --allow-path PATH       host file or directory tree the guest may open read-only
-                                  (repeatable; the program's directory is not implied)
+                                  (repeatable; the program file is, its directory is not implied)
           --seed N                seed of AT_RANDOM and getrandom (default 0)
           --memory SIZE           emulated physical memory, e.g. 512M, 4G (default 4G)
           --numa-nodes N          split physical memory into N NUMA nodes of at least 4M (default 1)

@@ -26,7 +26,7 @@ public sealed class RunSettings
     /// <summary>--max-instructions N: stop the guest after N instructions with SIGXCPU (exit status 152). Default: no limit.</summary>
     public long MaxInstructions { get; set; }
 
-    /// <summary>--allow-path PATH (repeatable): host files or directory trees the guest may open read-only. The program's own directory is not implied.</summary>
+    /// <summary>--allow-path PATH (repeatable): host files or directory trees the guest may open read-only. The program file itself is always readable; its directory is not implied.</summary>
     public List<string> AllowedPaths { get; } = [];
 
     /// <summary>--seed N: seed of AT_RANDOM and getrandom. Default 0. The same seed, program and arguments give the same run.</summary>

@@ -1,23 +1,26 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace PageLab.Emulator.Paging;
 
 /// <summary>
 /// One paging-structure cache (Intel SDM 4.10.3): it maps the upper bits of a linear address to the
 /// physical address of the next paging structure, with the rights accumulated so far. E.g. the PDE
 /// cache maps linear[56:21] to a page table, so a walk that hits it reads only the PTE.
-/// Entries are tagged with the PCID; fully associative, LRU.
+/// Entries are tagged with the PCID; fully associative, LRU. The keys (valid bit, linear bits, PCID packed in one
+/// ulong) are searched with vector compares, as every walk probes every cache.
 /// </summary>
 internal sealed class PagingStructureCache
 {
-    struct Entry
-    {
-        public ulong Key;          // linear >> CoveredBits, plus 1 so that 0 means empty
-        public ushort Pcid;
-        public ulong NextTable;
-        public TranslationAttributes Attributes;
-        public ulong LastUse;
-    }
+    const ulong ValidBit = 1UL << 63;
+    const int PcidBits = 12;
 
-    readonly Entry[] entries;
+    readonly ulong[] keys;       // capacity rounded up to 8; 0 = empty (padding stays empty)
+    readonly ulong[] nextTables;
+    readonly TranslationAttributes[] attributes;
+    readonly ulong[] lastUse;    // 0 for empty entries, so the least recently used one is also the first empty one
     ulong useCounter;
 
     /// <param name="level">The level whose entries are cached: PDE cache = PageDirectory, and so on.</param>
@@ -25,7 +28,11 @@ internal sealed class PagingStructureCache
     public PagingStructureCache(PagingLevel level, int capacity)
     {
         Level = level;
-        entries = new Entry[capacity];
+        Capacity = capacity;
+        keys = new ulong[(capacity + 7) & ~7];
+        nextTables = new ulong[capacity];
+        attributes = new TranslationAttributes[capacity];
+        lastUse = new ulong[capacity];
         CoveredBits = PagingConstants.PageBits + ((int)level - 1) * PagingConstants.LevelBits;
     }
 
@@ -34,58 +41,86 @@ internal sealed class PagingStructureCache
     /// <summary>An entry covers 2^CoveredBits bytes of linear space: 21 for PDEs, 30 for PDPTEs, 39 for PML4Es, 48 for PML5Es.</summary>
     public int CoveredBits { get; }
 
-    public int Capacity => entries.Length;
+    public int Capacity { get; }
 
-    ulong KeyFor(ulong linear) => ((linear & ((1UL << PagingConstants.LinearBits5Level) - 1)) >> CoveredBits) + 1;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    ulong KeyFor(ulong linear, ushort pcid) =>
+        ValidBit | (((linear & ((1UL << PagingConstants.LinearBits5Level) - 1)) >> CoveredBits) << PcidBits) | pcid;
 
-    public bool TryGet(ulong linear, ushort pcid, out ulong nextTable, out TranslationAttributes attributes)
+    /// <summary>Index of the entry with <paramref name="key"/>, or -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    int Find(ulong key)
     {
-        ulong key = KeyFor(linear);
-        for (int i = 0; i < entries.Length; i++)
+        ref ulong first = ref MemoryMarshal.GetArrayDataReference(keys);
+        for (int i = 0; i < keys.Length; i += 8)
         {
-            ref Entry e = ref entries[i];
-            if (e.Key == key && e.Pcid == pcid)
+            ulong hits;
+            if (Vector512.IsHardwareAccelerated)
             {
-                e.LastUse = ++useCounter;
-                nextTable = e.NextTable;
-                attributes = e.Attributes;
-                return true;
+                hits = Vector512.Equals(Vector512.LoadUnsafe(ref first, (nuint)i), Vector512.Create(key)).ExtractMostSignificantBits();
             }
+            else
+            {
+                var target = Vector256.Create(key);
+                hits = Vector256.Equals(Vector256.LoadUnsafe(ref first, (nuint)i), target).ExtractMostSignificantBits()
+                    | (Vector256.Equals(Vector256.LoadUnsafe(ref first, (nuint)(i + 4)), target).ExtractMostSignificantBits() << 4);
+            }
+            if (hits != 0) return i + BitOperations.TrailingZeroCount(hits);
         }
-        nextTable = 0;
-        attributes = default;
-        return false;
+        return -1;
     }
 
-    public void Insert(ulong linear, ushort pcid, ulong nextTable, TranslationAttributes attributes)
+    public bool TryGet(ulong linear, ushort pcid, out ulong nextTable, out TranslationAttributes rights)
     {
-        if (entries.Length == 0) return;
-        ulong key = KeyFor(linear);
-        int victim = 0;
-        for (int i = 0; i < entries.Length; i++)
+        int i = Find(KeyFor(linear, pcid));
+        if (i < 0)
         {
-            ref Entry e = ref entries[i];
-            if (e.Key == key && e.Pcid == pcid) { victim = i; break; }
-            if (e.Key == 0) { victim = i; break; }
-            if (e.LastUse < entries[victim].LastUse) victim = i;
+            nextTable = 0;
+            rights = default;
+            return false;
         }
-        entries[victim] = new Entry { Key = key, Pcid = pcid, NextTable = nextTable, Attributes = attributes, LastUse = ++useCounter };
+        lastUse[i] = ++useCounter;
+        nextTable = nextTables[i];
+        rights = attributes[i];
+        return true;
+    }
+
+    public void Insert(ulong linear, ushort pcid, ulong nextTable, TranslationAttributes rights)
+    {
+        if (Capacity == 0) return;
+        ulong key = KeyFor(linear, pcid);
+        int victim = Find(key);
+        if (victim < 0)
+        {
+            victim = 0;
+            for (int i = 1; i < Capacity; i++)
+                if (lastUse[i] < lastUse[victim]) victim = i;
+        }
+        keys[victim] = key;
+        nextTables[victim] = nextTable;
+        attributes[victim] = rights;
+        lastUse[victim] = ++useCounter;
     }
 
     /// <summary>Drops every entry of one PCID, or of all PCIDs.</summary>
     public void Invalidate(ushort pcid, bool allPcids)
     {
-        for (int i = 0; i < entries.Length; i++)
-            if (allPcids || entries[i].Pcid == pcid) entries[i] = default;
+        for (int i = 0; i < Capacity; i++)
+            if (keys[i] != 0 && (allPcids || (keys[i] & ((1UL << PcidBits) - 1)) == pcid)) Drop(i);
     }
 
     /// <summary>Drops the entry of one PCID that covers <paramref name="linear"/>.</summary>
     public void InvalidateAddress(ulong linear, ushort pcid)
     {
-        ulong key = KeyFor(linear);
-        for (int i = 0; i < entries.Length; i++)
-            if (entries[i].Key == key && entries[i].Pcid == pcid) entries[i] = default;
+        int i = Find(KeyFor(linear, pcid));
+        if (i >= 0) Drop(i);
     }
 
-    public int Count => entries.Count(e => e.Key != 0);
+    void Drop(int i)
+    {
+        keys[i] = 0;
+        lastUse[i] = 0;
+    }
+
+    public int Count => keys.Count(k => k != 0);
 }

@@ -27,7 +27,8 @@ public sealed class GuestFileSystem
     /// <param name="maps">Produces the current /proc/self/maps text.</param>
     public GuestFileSystem(IEnumerable<string> allowedPaths, string executablePath, int processId, Func<string> maps)
     {
-        this.allowedPaths = [.. allowedPaths.Select(p => HostInterop.RealPath(p, out string real) == 0 ? real : Path.GetFullPath(p)).Distinct()];
+        // The program's own file is always readable (the user chose to run it; a guest may map itself), its directory is not.
+        this.allowedPaths = [.. allowedPaths.Append(executablePath).Select(p => HostInterop.RealPath(p, out string real) == 0 ? real : Path.GetFullPath(p)).Distinct()];
         ExecutablePath = executablePath;
         ProcessId = processId;
         virtualFiles = new Dictionary<string, (Func<string>, uint, Func<string, Errno?>?)>(StringComparer.Ordinal)

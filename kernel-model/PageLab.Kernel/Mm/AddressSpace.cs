@@ -581,7 +581,10 @@ public sealed partial class AddressSpace
     void AppendMapsLine(StringBuilder text, Vma vma)
     {
         int lineStart = text.Length;
-        var (device, inode) = vma.File?.Identity ?? (0, 0);
+        // Linux backs MAP_SHARED|MAP_ANONYMOUS with an unlinked shmem file named after /dev/zero.
+        // (The model keeps no shmem inode numbers: the device is shmem's 00:01, the inode column 0.)
+        bool sharedAnonymous = vma.File is null && (vma.Flags & VmaFlags.Shared) != 0;
+        var (device, inode) = vma.File?.Identity ?? (sharedAnonymous ? 1UL : 0UL, 0UL);
         text.Append($"{vma.Start:x8}-{vma.End:x8} ");
         text.Append((vma.Protection & Protection.Read) != 0 ? 'r' : '-');
         text.Append((vma.Protection & Protection.Write) != 0 ? 'w' : '-');
@@ -589,6 +592,7 @@ public sealed partial class AddressSpace
         text.Append((vma.Flags & VmaFlags.Shared) != 0 ? 's' : 'p');
         text.Append($" {(vma.File is null ? 0 : vma.FileOffset):x8} {DeviceMajor(device):x2}:{DeviceMinor(device):x2} {inode} ");
         string? name = vma.File?.Path
+            ?? (sharedAnonymous ? "/dev/zero (deleted)" : null)
             ?? (vma.Start <= Brk && vma.End >= StartBrk && StartBrk != 0 ? "[heap]"
             : vma.Start <= StartStack && vma.End >= StartStack ? "[stack]" : null);
         if (name is not null)
