@@ -26,27 +26,30 @@ sealed class TestMachine : IDisposable
     public AddressSpace Space { get; }
     public UserMemory User { get; }
 
-    /// <summary>Reads 8 bytes as the guest would, resolving faults like the CPU host does; null when the access would SIGSEGV.</summary>
-    public ulong? GuestRead64(ulong address)
+    /// <summary>
+    /// Reads 8 bytes as the guest would, resolving faults like the CPU host does (in <paramref name="space"/>,
+    /// which must be loaded in CR3; <see cref="Space"/> by default); null when the access would SIGSEGV.
+    /// </summary>
+    public ulong? GuestRead64(ulong address, AddressSpace? space = null)
     {
         for (int attempt = 0; attempt < 4; attempt++)
         {
             var fault = Mmu.Read(address, 8, out ulong value);
             if (!fault.IsFault) return value;
-            if (!Space.HandleFault(fault.LinearAddress, AccessKind.Read, (fault.ErrorCode & PageFaultErrorCode.Present) != 0).IsResolved())
+            if (!(space ?? Space).HandleFault(fault.LinearAddress, AccessKind.Read, (fault.ErrorCode & PageFaultErrorCode.Present) != 0).IsResolved())
                 return null;
         }
         return null;
     }
 
-    /// <summary>Writes 8 bytes as the guest would; false when the access would SIGSEGV.</summary>
-    public bool GuestWrite64(ulong address, ulong value)
+    /// <summary>Writes 8 bytes as the guest would (in <paramref name="space"/>, by default <see cref="Space"/>); false when the access would SIGSEGV.</summary>
+    public bool GuestWrite64(ulong address, ulong value, AddressSpace? space = null)
     {
         for (int attempt = 0; attempt < 4; attempt++)
         {
             var fault = Mmu.Write(address, 8, value);
             if (!fault.IsFault) return true;
-            if (!Space.HandleFault(fault.LinearAddress, AccessKind.Write, (fault.ErrorCode & PageFaultErrorCode.Present) != 0).IsResolved())
+            if (!(space ?? Space).HandleFault(fault.LinearAddress, AccessKind.Write, (fault.ErrorCode & PageFaultErrorCode.Present) != 0).IsResolved())
                 return false;
         }
         return false;

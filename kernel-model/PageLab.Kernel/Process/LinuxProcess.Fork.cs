@@ -112,7 +112,7 @@ public sealed partial class LinuxProcess
     /// <summary>
     /// Called by the machine once the process has exited or was killed (do_exit): descriptors are
     /// closed, the address space is torn down, children are orphaned (a zombie orphan is reaped at
-    /// once), and the process becomes a zombie for its parent, which gets SIGCHLD; without a parent it is reaped.
+    /// once), and the process becomes a zombie for its parent, which gets SIGCHLD; without a live parent it is reaped at once.
     /// </summary>
     public void Release()
     {
@@ -130,7 +130,7 @@ public sealed partial class LinuxProcess
         }
         children.Clear();
         IsZombie = true;
-        if (Parent is { IsZombie: false } parent)
+        if (Parent is { HasExited: false } parent)
             parent.pendingSignals |= 1UL << (SigChld - 1);
         else if (Pid != ProcessId)
             Table.Remove(this);

@@ -15,7 +15,7 @@ public class MachineTests
 {
     const ulong Text = 0x40_1000;
 
-    sealed class Run : IDisposable
+    internal sealed class Run : IDisposable
     {
         public Run(Action<Assembler> program, long maxInstructions = 0, TextWriter? strace = null)
         {

@@ -1,0 +1,225 @@
+using Iced.Intel;
+using PageLab.Kernel.Fs;
+using PageLab.Kernel.Process;
+using PageLab.Kernel.Syscalls;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace PageLab.Kernel.Tests.Runs;
+
+/// <summary>Several processes on one machine: fork, wait4 statuses, scheduling, pipes, assembled guests run end to end.</summary>
+public class ProcessTests
+{
+    const ulong Data = 0x60_0000;
+    const int Fork = 57, Wait4 = 61, Exit = 60, ExitGroup = 231, Getpid = 39, Getppid = 110, Read = 0, Write = 1, Close = 3, Pipe2 = 293;
+
+    static void Syscall(Assembler a, int number)
+    {
+        a.mov(eax, number);
+        a.syscall();
+    }
+
+    /// <summary>wait4(pid, Data + statusOffset, options, NULL), the result stored at Data + resultOffset.</summary>
+    static void WaitFor(Assembler a, long pid, int statusOffset, int options, int resultOffset)
+    {
+        a.mov(rdi, pid);
+        a.mov(rsi, Data + (ulong)statusOffset);
+        a.mov(edx, options);
+        a.xor(r10d, r10d);
+        Syscall(a, Wait4);
+        a.mov(__qword_ptr[Data + (ulong)resultOffset], rax);
+    }
+
+    static ulong Read64(MachineTests.Run run, ulong address)
+    {
+        Assert.True(run.Machine.Process.User.TryReadUInt64(address, out ulong value));
+        return value;
+    }
+
+    [Fact]
+    public void ForkedChild_WritesItsOwnCopy_AndWait4ReportsItsExitCode()
+    {
+        using var run = new MachineTests.Run(a =>
+        {
+            var parent = a.CreateLabel();
+            var badParent = a.CreateLabel();
+            a.mov(__byte_ptr[Data], (byte)'P');
+            Syscall(a, Fork);
+            a.test(rax, rax);
+            a.jnz(parent);
+            // Child: overwrite the byte, check getppid and getpid, exit with the byte it sees.
+            a.mov(__byte_ptr[Data], (byte)'C');
+            Syscall(a, Getppid);
+            a.cmp(rax, LinuxProcess.ProcessId);
+            a.jne(badParent);
+            Syscall(a, Getpid);
+            a.cmp(rax, LinuxProcess.ProcessId + 1);
+            a.jne(badParent);
+            a.movzx(edi, __byte_ptr[Data]);
+            Syscall(a, Exit);
+            a.Label(ref badParent);
+            a.mov(edi, 1);
+            Syscall(a, Exit);
+            // Parent: reap the child, then ask again (ECHILD), and exit with the byte it sees.
+            a.Label(ref parent);
+            a.mov(__qword_ptr[Data + 0x20], rax);
+            WaitFor(a, -1, 0x30, 0, 0x40);
+            WaitFor(a, -1, 0x38, 0, 0x48);
+            a.movzx(edi, __byte_ptr[Data]);
+            Syscall(a, ExitGroup);
+        });
+
+        Assert.Equal(new RunOutcome('P', null, null), run.Outcome);
+        Assert.Equal(4243UL, Read64(run, Data + 0x20));
+        Assert.Equal(4243UL, Read64(run, Data + 0x40));
+        Assert.Equal((ulong)('C' << 8), Read64(run, Data + 0x30) & 0xffff_ffff);
+        Assert.Equal(-(long)Errno.ECHILD, (long)Read64(run, Data + 0x48));
+        Assert.Single(run.Machine.Process.Table.Processes);
+    }
+
+    [Fact]
+    public void Wait4_WithWnohangOnALiveChild_IsZero_ThenBlocksUntilTheChildIsKilled()
+    {
+        using var run = new MachineTests.Run(a =>
+        {
+            var parent = a.CreateLabel();
+            Syscall(a, Fork);
+            a.test(rax, rax);
+            a.jnz(parent);
+            a.mov(rax, __qword_ptr[0]); // SIGSEGV
+            a.Label(ref parent);
+            a.mov(__qword_ptr[Data + 0x20], rax);
+            WaitFor(a, -1, 0x30, 1 /* WNOHANG */, 0x40);
+            a.mov(rdi, __qword_ptr[Data + 0x20]);
+            a.mov(rsi, Data + 0x38);
+            a.xor(edx, edx);
+            a.xor(r10d, r10d);
+            Syscall(a, Wait4);
+            a.mov(__qword_ptr[Data + 0x48], rax);
+            a.mov(edi, 0);
+            Syscall(a, ExitGroup);
+        });
+
+        Assert.Equal(new RunOutcome(0, null, null), run.Outcome);
+        Assert.Equal(0UL, Read64(run, Data + 0x40));
+        Assert.Equal(4243UL, Read64(run, Data + 0x48));
+        Assert.Equal(11UL, Read64(run, Data + 0x38) & 0xffff_ffff);
+        Assert.True(run.Machine.ContextSwitches >= 2);
+    }
+
+    [Fact]
+    public void PipeRead_BlocksUntilTheChildWrites_AndSeesEndOfFileOnceEveryWriterIsClosed()
+    {
+        using var run = new MachineTests.Run(a =>
+        {
+            var parent = a.CreateLabel();
+            var message = a.CreateLabel();
+            a.mov(edi, (uint)Data);
+            a.xor(esi, esi);
+            Syscall(a, Pipe2);
+            Syscall(a, Fork);
+            a.test(rax, rax);
+            a.jnz(parent);
+            // Child: write "hello" into the pipe and exit (its descriptors close).
+            a.mov(edi, __dword_ptr[Data + 4]);
+            a.lea(rsi, __[message]);
+            a.mov(edx, 5);
+            Syscall(a, Write);
+            a.xor(edi, edi);
+            Syscall(a, Exit);
+            // Parent: close its write end, read (blocks until the child wrote), read again (EOF).
+            a.Label(ref parent);
+            a.mov(edi, __dword_ptr[Data + 4]);
+            Syscall(a, Close);
+            a.mov(edi, __dword_ptr[Data]);
+            a.mov(esi, (uint)Data + 0x100);
+            a.mov(edx, 64);
+            Syscall(a, Read);
+            a.mov(__qword_ptr[Data + 0x40], rax);
+            a.mov(edi, __dword_ptr[Data]);
+            a.mov(esi, (uint)Data + 0x100);
+            a.mov(edx, 64);
+            Syscall(a, Read);
+            a.mov(__qword_ptr[Data + 0x48], rax);
+            a.xor(edi, edi);
+            Syscall(a, ExitGroup);
+            a.Label(ref message);
+            a.db("hello"u8.ToArray());
+        });
+
+        Assert.Equal(new RunOutcome(0, null, null), run.Outcome);
+        Assert.Equal(5UL, Read64(run, Data + 0x40));
+        Assert.Equal(0UL, Read64(run, Data + 0x48));
+        var bytes = new byte[5];
+        Assert.True(run.Machine.Process.User.TryRead(Data + 0x100, bytes));
+        Assert.Equal("hello"u8.ToArray(), bytes);
+    }
+
+    [Fact]
+    public void FirstProcessExit_EndsTheRun_AndKillsLiveChildren()
+    {
+        using var run = new MachineTests.Run(a =>
+        {
+            var parent = a.CreateLabel();
+            var spin = a.CreateLabel();
+            Syscall(a, Fork);
+            a.test(rax, rax);
+            a.jnz(parent);
+            a.Label(ref spin);
+            a.jmp(spin);
+            a.Label(ref parent);
+            // Let the child spin through a few time slices first.
+            a.mov(ecx, 3_000_000);
+            var loop = a.CreateLabel();
+            a.Label(ref loop);
+            a.dec(ecx);
+            a.jnz(loop);
+            a.mov(edi, 9);
+            Syscall(a, ExitGroup);
+        }, maxInstructions: 50_000_000);
+
+        Assert.Equal(new RunOutcome(9, null, null), run.Outcome);
+        Assert.True(run.Machine.ContextSwitches >= 2);
+        Assert.Single(run.Machine.Process.Table.Processes);
+    }
+}
+
+/// <summary>The pipe buffer's rules, without processes.</summary>
+public class PipeTests
+{
+    [Fact]
+    public void Pipe_HoldsSixtyFourKibibytes_ThenAsksTheWriterToWait()
+    {
+        var pipe = new Pipe();
+        var reader = new PipeEnd(pipe, isWriteEnd: false, inode: 1);
+        var writer = new PipeEnd(pipe, isWriteEnd: true, inode: 1);
+        Assert.Equal(Pipe.Capacity - 10, writer.Write(new byte[Pipe.Capacity - 10]));
+        // An atomic write (<= PIPE_BUF) waits until it fits whole; a larger one until a page is free, then takes what fits.
+        Assert.Equal(-(long)Errno.EAGAIN, writer.Write(new byte[100]));
+        Assert.Equal(-(long)Errno.EAGAIN, writer.Write(new byte[5000]));
+        Assert.Equal(4096, reader.Read(new byte[4096]));
+        Assert.True(pipe.CanWrite(100));
+        Assert.Equal(4106, writer.Write(new byte[5000]));
+        Assert.Equal(Pipe.Capacity, pipe.Count);
+    }
+
+    [Fact]
+    public void Pipe_ReadsInOrderAcrossTheRingsEnd_AndGivesEofOrEpipeWhenTheOtherSideIsGone()
+    {
+        var pipe = new Pipe();
+        var reader = new PipeEnd(pipe, isWriteEnd: false, inode: 1);
+        var writer = new PipeEnd(pipe, isWriteEnd: true, inode: 1);
+        var chunk = new byte[40_000];
+        Assert.Equal(chunk.Length, writer.Write(chunk));
+        Assert.Equal(chunk.Length, reader.Read(new byte[chunk.Length]));
+        var pattern = Enumerable.Range(0, 50_000).Select(i => (byte)(i * 7)).ToArray();
+        Assert.Equal(pattern.Length, writer.Write(pattern));
+        var back = new byte[pattern.Length];
+        Assert.Equal(pattern.Length, reader.Read(back));
+        Assert.Equal(pattern, back);
+        Assert.Equal(-(long)Errno.EAGAIN, reader.Read(new byte[1]));
+        writer.Close();
+        Assert.Equal(0, reader.Read(new byte[1]));
+        reader.Close();
+        Assert.Equal(-(long)Errno.EPIPE, new PipeEnd(pipe, isWriteEnd: true, inode: 1).Write(new byte[1]));
+    }
+}
