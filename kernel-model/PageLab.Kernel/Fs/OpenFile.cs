@@ -34,6 +34,9 @@ public abstract class OpenFile
     public virtual void Close()
     {
     }
+
+    /// <summary>Descriptors referring to this open file, in every process (dup and fork add one each).</summary>
+    internal int DescriptorCount { get; set; }
 }
 
 /// <summary>

@@ -33,7 +33,8 @@ public sealed partial class AddressSpace : IPageOwner
     public bool TryMigrate(ulong index, ulong oldFrame, ulong newFrame)
     {
         ref var page = ref memory.Page(newFrame);
-        if (page.RefCount != page.MapCount || !RemapFrame(index << PagingConstants.PageBits, oldFrame, newFrame))
+        // A frame shared copy-on-write with a forked relative is mapped by PTEs this map does not know.
+        if (page.MapCount != 1 || page.RefCount != page.MapCount || !RemapFrame(index << PagingConstants.PageBits, oldFrame, newFrame))
             return false;
         memory.Guest.FrameWritten(newFrame);
         return true;
@@ -50,7 +51,7 @@ public sealed partial class AddressSpace : IPageOwner
         // Without a swap entry this is a lazily freed page: written to since MADV_FREE, it must stay.
         if (swapPte == SwapPte.None && IsDirtyAt(linear))
             return false;
-        return page.RefCount == page.MapCount && UnmapEvictedFrame(linear, frame, swapPte);
+        return page.MapCount == 1 && page.RefCount == page.MapCount && UnmapEvictedFrame(linear, frame, swapPte);
     }
 
     /// <summary>

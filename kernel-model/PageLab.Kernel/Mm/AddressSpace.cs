@@ -284,7 +284,11 @@ public sealed partial class AddressSpace
     {
         if (frameNumber == memory.ZeroFrame)
             return;
-        memory.Page(frameNumber).MapCount--;
+        ref var page = ref memory.Page(frameNumber);
+        // A frame still mapped by a forked relative stops being ours: unowned, compaction and reclaim
+        // leave it alone until the remaining mapper writes to it and adopts it (see FaultWriteProtected).
+        if (--page.MapCount > 0 && page.Use == FrameUse.Anonymous && page.Owner == OwnerId)
+            memory.Frames.SetOwner(frameNumber, 0, 0);
         ResidentPages--;
         memory.Release(frameNumber);
     }
@@ -478,6 +482,8 @@ public sealed partial class AddressSpace
             if (info.Use == FrameUse.Anonymous && info.RefCount == 1 && info.MapCount == 1)
             {
                 // wp_page_reuse: adding permission needs no flush; a stale read-only entry just faults again.
+                // The frame may have been shared with a forked relative that let it go: it is ours now.
+                memory.Frames.SetOwner(old, OwnerId, page >> PagingConstants.PageBits);
                 Tables.Write(pteAddress, pte.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
                 return FaultOutcome.WriteReused;
             }

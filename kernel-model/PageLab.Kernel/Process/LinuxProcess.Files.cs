@@ -25,6 +25,30 @@ public sealed partial class LinuxProcess
 
     OpenFile? Lookup(int fd) => (uint)fd < MaxFileDescriptors ? files[fd] : null;
 
+    /// <summary>
+    /// Points descriptor <paramref name="fd"/> at <paramref name="file"/> (or closes it with null): the
+    /// open file it referred to before is closed when no descriptor of any process refers to it any more.
+    /// </summary>
+    void SetDescriptor(int fd, OpenFile? file)
+    {
+        if (file is not null)
+            file.DescriptorCount++;
+        var old = files[fd];
+        files[fd] = file;
+        if (old is not null && --old.DescriptorCount == 0)
+            old.Close();
+    }
+
+    /// <summary>Closes every descriptor (exit, in descriptor order).</summary>
+    void CloseAllDescriptors()
+    {
+        for (int fd = 0; fd < MaxFileDescriptors; fd++)
+        {
+            if (files[fd] is not null)
+                SetDescriptor(fd, null);
+        }
+    }
+
     /// <summary>The open file behind a descriptor, for the CLI's standard streams and tests.</summary>
     public OpenFile? FileDescriptor(int fd) => Lookup(fd);
 
@@ -34,7 +58,7 @@ public sealed partial class LinuxProcess
         {
             if (files[fd] is null)
             {
-                files[fd] = file;
+                SetDescriptor(fd, file);
                 return fd;
             }
         }
@@ -44,7 +68,52 @@ public sealed partial class LinuxProcess
     long Read(int fd, ulong buffer, ulong count)
     {
         if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
-        return Transfer(buffer, count, toUser: true, chunk => file.Read(chunk));
+        return BlockOnPipe(file, (int)Math.Min(count, int.MaxValue), Transfer(buffer, count, toUser: true, chunk => file.Read(chunk)));
+    }
+
+    /// <summary>
+    /// A read or write of a blocking pipe end that found it empty (full) waits until it has data or no
+    /// writer (room or no reader); any other result, and EAGAIN on an O_NONBLOCK end, goes to the caller.
+    /// </summary>
+    long BlockOnPipe(OpenFile file, int length, long result)
+    {
+        if (result != -(long)Errno.EAGAIN || file is not PipeEnd { IsBlocking: true } end)
+            return result;
+        var pipe = end.Pipe;
+        return end.IsWriteEnd ? Block(() => pipe.CanWrite(length)) : Block(() => pipe.CanRead);
+    }
+
+    /// <summary>pipe2(fds, flags): a pipe's read end in fds[0], its write end in fds[1] (O_CLOEXEC, O_NONBLOCK, O_DIRECT accepted).</summary>
+    long Pipe2(ulong fdsPointer, int flags)
+    {
+        const int ONonblock = 0x800, ODirect = 0x4000;
+        if ((flags & ~(OCloexec | ONonblock | ODirect)) != 0) return Fail(Errno.EINVAL);
+        var pipe = new Pipe();
+        ulong inode = Table.AllocatePipeInode();
+        const int ORdonly = 0, OWronly = 1;
+        var readEnd = new PipeEnd(pipe, isWriteEnd: false, inode) { StatusFlags = flags | ORdonly };
+        var writeEnd = new PipeEnd(pipe, isWriteEnd: true, inode) { StatusFlags = flags | OWronly };
+        int readFd = Install(readEnd);
+        if (readFd < 0)
+        {
+            readEnd.Close();
+            writeEnd.Close();
+            return readFd;
+        }
+        int writeFd = Install(writeEnd);
+        if (writeFd < 0)
+        {
+            SetDescriptor(readFd, null);
+            writeEnd.Close();
+            return writeFd;
+        }
+        Span<byte> pair = stackalloc byte[8];
+        BinaryPrimitives.WriteInt32LittleEndian(pair, readFd);
+        BinaryPrimitives.WriteInt32LittleEndian(pair[4..], writeFd);
+        if (User.TryWrite(fdsPointer, pair)) return 0;
+        SetDescriptor(readFd, null);
+        SetDescriptor(writeFd, null);
+        return Fail(Errno.EFAULT);
     }
 
     long Pread(int fd, ulong buffer, ulong count, long offset)
@@ -57,7 +126,7 @@ public sealed partial class LinuxProcess
     long Write(int fd, ulong buffer, ulong count)
     {
         if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
-        return RaiseSigpipeOnEpipe(Transfer(buffer, count, toUser: false, chunk => file.Write(chunk)));
+        return BlockOnPipe(file, (int)Math.Min(count, int.MaxValue), RaiseSigpipeOnEpipe(Transfer(buffer, count, toUser: false, chunk => file.Write(chunk))));
     }
 
     /// <summary>Writing to a pipe nobody reads also sends SIGPIPE (fatal unless caught, ignored or blocked).</summary>
@@ -117,7 +186,7 @@ public sealed partial class LinuxProcess
         }
         long result = file.Write(gathered.AsSpan(0, filled));
         time.Advance(KernelCosts.CopyBytes(result));
-        return RaiseSigpipeOnEpipe(result);
+        return BlockOnPipe(file, filled, RaiseSigpipeOnEpipe(result));
     }
 
     long Readv(int fd, ulong iov, int count)
@@ -127,7 +196,7 @@ public sealed partial class LinuxProcess
         if (total <= 0) return total;
         var kernel = new byte[Math.Min(total, TransferChunk)];
         long result = file.Read(kernel);
-        if (result <= 0) return result;
+        if (result <= 0) return BlockOnPipe(file, kernel.Length, result);
         long scattered = 0;
         foreach (var (address, length) in segments)
         {
@@ -177,9 +246,8 @@ public sealed partial class LinuxProcess
 
     long Close(int fd)
     {
-        if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
-        files[fd] = null;
-        if (Array.IndexOf(files, file) < 0) file.Close();
+        if (Lookup(fd) is null) return Fail(Errno.EBADF);
+        SetDescriptor(fd, null);
         return 0;
     }
 
@@ -188,12 +256,7 @@ public sealed partial class LinuxProcess
         if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
         if (!exact) return Install(file, target);
         if ((uint)target >= MaxFileDescriptors) return Fail(Errno.EBADF);
-        if (files[target] is { } old)
-        {
-            files[target] = null;
-            if (Array.IndexOf(files, old) < 0) old.Close();
-        }
-        files[target] = file;
+        SetDescriptor(target, file);
         return target;
     }
 

@@ -117,6 +117,15 @@ public sealed partial class LinuxProcess
         return 0;
     }
 
+    /// <summary>kill(pid, signal): to itself (pid 0 or its own), or to another process of the machine, where only the default action applies.</summary>
+    long KillProcess(int pid, int signal)
+    {
+        if (pid == 0 || pid == Pid) return SendSignal(toSelf: true, signal);
+        if (signal < 0 || signal > SignalCount) return Fail(Errno.EINVAL);
+        if (pid < 0 || Table.Find(pid) is not { IsZombie: false } target) return Fail(Errno.ESRCH);
+        return signal == 0 ? 0 : target.SendSignal(toSelf: true, signal, $"{StraceFormatter.SignalName(signal)} sent by pid {Pid}");
+    }
+
     long ArchPrctl(IThreadContext thread, int code, ulong address)
     {
         const int SetGs = 0x1001, SetFs = 0x1002, GetFs = 0x1003, GetGs = 0x1004, GetCpuid = 0x1011, SetCpuid = 0x1012;
@@ -141,7 +150,7 @@ public sealed partial class LinuxProcess
     long SetTidAddress(ulong address)
     {
         clearChildTid = address;
-        return ProcessId;
+        return Pid;
     }
 
     long SetRobustList(ulong head, ulong length)
@@ -189,7 +198,7 @@ public sealed partial class LinuxProcess
 
     long Prlimit(int pid, int resource, ulong newLimit, ulong oldLimit)
     {
-        if (pid != 0 && pid != ProcessId) return Fail(Errno.ESRCH);
+        if (pid != 0 && pid != Pid) return Fail(Errno.ESRCH);
         if ((uint)resource >= (uint)limits.Length) return Fail(Errno.EINVAL);
         (ulong Current, ulong Max) requested = default;
         if (newLimit != 0)
@@ -240,7 +249,7 @@ public sealed partial class LinuxProcess
     long SchedGetaffinity(int pid, ulong length, ulong mask)
     {
         const int CpuMaskBytes = 8;
-        if (pid != 0 && pid != ProcessId) return Fail(Errno.ESRCH);
+        if (pid != 0 && pid != Pid) return Fail(Errno.ESRCH);
         if (length < CpuMaskBytes || (length & 7) != 0) return Fail(Errno.EINVAL);
         return User.TryWriteUInt64(mask, 1) ? CpuMaskBytes : Fail(Errno.EFAULT);
     }

@@ -29,7 +29,7 @@ public sealed partial class LinuxProcess
         FileSystem.AddGeneratedFile("/proc/self/pagemap", (buffer, offset) => Space.ReadPagemap(buffer, offset, showFrames: Credentials.Euid == 0));
         FileSystem.AddVirtualFile("/proc/buddyinfo", () => Mm.Physical.ProcViews.BuddyInfo(memory.Frames));
         FileSystem.AddVirtualFile("/proc/pagetypeinfo", () => Mm.Physical.ProcViews.PageTypeInfo(memory.Frames));
-        FileSystem.AddVirtualFile("/proc/self/status", () => ProcMemory.Status(Space, CommandName(FileSystem.ExecutablePath), ProcessId, ParentProcessId));
+        FileSystem.AddVirtualFile("/proc/self/status", () => ProcMemory.Status(Space, CommandName(FileSystem.ExecutablePath), Pid, ParentPid));
         foreach (var file in ThpSysfs.Files(memory.Thp))
             FileSystem.AddVirtualFile(ThpSysfs.Directory + file.Name, file.Read, file.Write);
         memory.Thp.Khugepaged.Register(Space);
@@ -74,7 +74,7 @@ public sealed partial class LinuxProcess
     long PidfdOpen(int pid, uint flags)
     {
         if ((flags & ~PidfdNonblock) != 0 || pid <= 0) return Fail(Errno.EINVAL);
-        var target = pid == ProcessId ? this : FindProcess?.Invoke(pid);
+        var target = pid == Pid ? this : FindProcess?.Invoke(pid);
         if (target is null) return Fail(Errno.ESRCH);
         return Install(new PidFile(target));
     }

@@ -45,10 +45,10 @@ public sealed record ProcessSettings
 /// </summary>
 public sealed partial class LinuxProcess
 {
-    /// <summary>The guest's pid and tid (one thread); fixed so runs are reproducible.</summary>
+    /// <summary>The first process's pid and tid (one thread); fixed so runs are reproducible.</summary>
     public const int ProcessId = 4242;
 
-    /// <summary>The parent's pid as the guest sees it.</summary>
+    /// <summary>The first process's parent's pid as the guest sees it.</summary>
     public const int ParentProcessId = 4241;
 
     /// <summary>RLIMIT_NOFILE soft limit: descriptors 0..1023.</summary>
@@ -61,19 +61,32 @@ public sealed partial class LinuxProcess
     readonly long[] faultCounts = new long[Enum.GetValues<FaultOutcome>().Length];
 
     public LinuxProcess(KernelMemory memory, ProcessSettings settings, IVirtualTime time, string executablePath)
+        : this(memory, settings, time, executablePath, new AddressSpace(memory), new ProcessTable(), ProcessId)
+    {
+        for (int fd = 0; fd < settings.StandardStreams.Count; fd++)
+            SetDescriptor(fd, settings.StandardStreams[fd]);
+        memory.Guest.SwitchAddressSpace(Space.Tables.Cr3);
+    }
+
+    /// <summary>A process with the given address space and pid, in <paramref name="table"/> (the first one, or a forked child).</summary>
+    LinuxProcess(KernelMemory memory, ProcessSettings settings, IVirtualTime time, string executablePath, AddressSpace space, ProcessTable table, int pid)
     {
         this.settings = settings;
         this.time = time;
-        Space = new AddressSpace(memory) { FaultHandled = OnFaultHandled, CostSink = new VirtualTimeCostSink(time) };
+        Pid = pid;
+        Table = table;
+        Space = space;
+        Space.FaultHandled = OnFaultHandled;
+        Space.CostSink = new VirtualTimeCostSink(time);
         User = new UserMemory(Space);
-        FileSystem = new GuestFileSystem(settings.AllowedPaths, executablePath, ProcessId, Space.FormatMaps);
+        FileSystem = new GuestFileSystem(settings.AllowedPaths, executablePath, pid, Space.FormatMaps);
         // The PFNs show only to a reader with CAP_SYS_ADMIN: here, root.
         FileSystem.AddSpecialFile("/proc/self/pagemap", () => new PagemapFile(Space, showFrames: settings.Credentials.Euid == 0));
         AddMemoryFiles(memory);
-        Random = new DeterministicRandom(settings.Seed);
-        for (int fd = 0; fd < settings.StandardStreams.Count; fd++)
-            files[fd] = settings.StandardStreams[fd];
-        memory.Guest.SwitchAddressSpace(Space.Tables.Cr3);
+        // Each process draws its own random stream; the first one's is the run's seed itself.
+        Random = new DeterministicRandom(settings.Seed + (ulong)(pid - ProcessId) * 0x9E37_79B9_7F4A_7C15UL);
+        FindProcess = table.Find;
+        table.Add(this);
     }
 
     public ProcessSettings Settings => settings;
@@ -138,6 +151,13 @@ public sealed partial class LinuxProcess
         time.Advance(KernelCosts.SyscallEntry);
         var trace = settings.Strace is null ? null : StraceFormatter.Begin(call, User);
         long result = Dispatch(call, thread);
+        if (IsBlocked)
+        {
+            // Not done yet: the machine restarts the call when it can proceed; it is counted and traced then.
+            SyscallCount--;
+            syscallCounts[call.Number]--;
+            return result;
+        }
         if (trace is not null)
             settings.Strace!.Write(trace.Finish(result, HasExited, ExitStatus));
         return result;
@@ -171,15 +191,21 @@ public sealed partial class LinuxProcess
         SyscallNumber.Dup2 => a.Int(0) == a.Int(1) ? (Lookup(a.Int(0)) is null ? Fail(Errno.EBADF) : a.Int(1)) : Dup(a.Int(0), a.Int(1), exact: true),
         SyscallNumber.Dup3 => a.Int(0) == a.Int(1) || (a.Int(2) & ~OCloexec) != 0 ? Fail(Errno.EINVAL) : Dup(a.Int(0), a.Int(1), exact: true),
         SyscallNumber.Nanosleep => Nanosleep(a.A0),
-        SyscallNumber.Getpid or SyscallNumber.Gettid => ProcessId,
-        SyscallNumber.Getppid => ParentProcessId,
+        SyscallNumber.Getpid or SyscallNumber.Gettid => Pid,
+        SyscallNumber.Getppid => ParentPid,
+        SyscallNumber.Clone => Clone(a.A0, a.A1, a.A2, a.A3, a.A4),
+        SyscallNumber.Fork => Clone(SigChld, 0, 0, 0, 0),
+        SyscallNumber.Vfork => Clone(CloneVm | CloneVfork | SigChld, 0, 0, 0, 0),
+        SyscallNumber.Wait4 => Wait4(a.Int(0), a.A1, a.Int(2), a.A3),
+        SyscallNumber.Pipe => Pipe2(a.A0, 0),
+        SyscallNumber.Pipe2 => Pipe2(a.A0, a.Int(1)),
         SyscallNumber.Getuid => Credentials.Uid,
         SyscallNumber.Geteuid => Credentials.Euid,
         SyscallNumber.Getgid => Credentials.Gid,
         SyscallNumber.Getegid => Credentials.Egid,
         SyscallNumber.Exit or SyscallNumber.ExitGroup => ExitGroup(a.Int(0)),
-        SyscallNumber.Kill => SendSignal(a.Int(0) == ProcessId || a.Int(0) == 0, a.Int(1)),
-        SyscallNumber.Tgkill => SendSignal(a.Int(0) == ProcessId && a.Int(1) == ProcessId, a.Int(2)),
+        SyscallNumber.Kill => KillProcess(a.Int(0), a.Int(1)),
+        SyscallNumber.Tgkill => SendSignal(a.Int(0) == Pid && a.Int(1) == Pid, a.Int(2)),
         SyscallNumber.Uname => Uname(a.A0),
         SyscallNumber.Fcntl => Fcntl(a.Int(0), a.Int(1), a.A2),
         SyscallNumber.Getcwd => Getcwd(a.A0, a.A1),

@@ -59,6 +59,8 @@ public sealed class Machine : ICpuHost, IDisposable
     readonly PhysicalMemory physical;
     readonly CpuThread thread;
     string? report;
+    /// <summary>The process on the CPU.</summary>
+    LinuxProcess current;
 
     public Machine(MachineSettings settings, string executablePath)
     {
@@ -83,6 +85,8 @@ public sealed class Machine : ICpuHost, IDisposable
         Cpu = new Cpu(Mmu, this, Clock);
         thread = new CpuThread(Cpu);
         Process = new LinuxProcess(Memory, settings.Process, new ClockTime(Clock), executablePath);
+        Process.Forked = OnForked;
+        current = Process;
     }
 
     public MachineSettings Settings { get; }
@@ -90,7 +94,14 @@ public sealed class Machine : ICpuHost, IDisposable
     public Cpu Cpu { get; }
     public VirtualClock Clock { get; }
     public KernelMemory Memory { get; }
+    /// <summary>The first process (pid 4242): its exit ends the run and gives its status.</summary>
     public LinuxProcess Process { get; }
+
+    /// <summary>The process the CPU is running (or ran last).</summary>
+    public LinuxProcess Current => current;
+
+    /// <summary>Context switches made (round robin at time slices, blocking calls and exits).</summary>
+    public long ContextSwitches { get; private set; }
 
     /// <summary>AT_HWCAP: CPUID.1:EDX of the emulated CPU, as Linux reports it.</summary>
     public ulong HardwareCapabilities => CpuidModel.Query(1, 0, Mmu.MaxPhysicalAddressBits).Edx;
@@ -110,7 +121,12 @@ public sealed class Machine : ICpuHost, IDisposable
         return loaded;
     }
 
-    /// <summary>Runs the guest until it exits, is killed, or reaches the instruction limit.</summary>
+    /// <summary>
+    /// Runs the guest until the first process exits, is killed, or reaches the instruction limit. Its
+    /// processes share the CPU round robin on the virtual clock: a switch happens every
+    /// <see cref="KernelThreadSlice"/> instructions, when a system call blocks, and when a process exits.
+    /// The processes still alive when the first one ends are killed (SIGKILL) and torn down.
+    /// </summary>
     public RunOutcome Run()
     {
         long limit = Settings.MaxInstructions > 0 ? Settings.MaxInstructions : long.MaxValue;
@@ -132,22 +148,27 @@ public sealed class Machine : ICpuHost, IDisposable
                     break;
                 case CpuStopReason.UnhandledFault:
                     // OnFault has chosen the signal and written the report.
-                    Process.Kill(SigSegv);
+                    current.Kill(SigSegv);
                     break;
                 case CpuStopReason.InvalidInstruction:
                     report = $"invalid or unimplemented instruction (SIGILL, ILL_ILLOPN)\n  at rip 0x{Cpu.Rip:x}: {Cpu.FormatInstruction(Cpu.Rip)}";
-                    Process.Kill(SigIll);
+                    current.Kill(SigIll);
                     break;
                 case CpuStopReason.DivideError:
                     report = $"divide error (SIGFPE, FPE_INTDIV)\n  at rip 0x{Cpu.Rip:x}: {Cpu.FormatInstruction(Cpu.Rip)}";
-                    Process.Kill(SigFpe);
+                    current.Kill(SigFpe);
                     break;
                 case CpuStopReason.GeneralProtection:
                     report = $"general-protection exception (SIGSEGV, SI_KERNEL)\n  at rip 0x{Cpu.Rip:x}: {Cpu.FormatInstruction(Cpu.Rip)}";
-                    Process.Kill(SigSegv);
+                    current.Kill(SigSegv);
                     break;
             }
+            if (Process.HasExited)
+                break;
+            ReleaseExitedChildren();
+            ScheduleNext();
         }
+        KillOthers();
         if (Process.TerminatingSignal is { } signal)
         {
             string name = StraceFormatter.SignalName(signal);
@@ -157,11 +178,99 @@ public sealed class Machine : ICpuHost, IDisposable
         return new RunOutcome(Process.ExitStatus ?? 0, null, null);
     }
 
+    /// <summary>Children that exited or were killed become zombies; their deaths are their parents' business (wait4), not the run's report.</summary>
+    void ReleaseExitedChildren()
+    {
+        foreach (var process in Process.Table.Processes.ToArray())
+        {
+            if (process != Process && process.HasExited && !process.IsZombie)
+            {
+                process.Release();
+                report = null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Round robin: the next process after the current one, in creation order, that can run (a blocked
+    /// one whose call can now proceed counts). When none can, not even the current one, the processes
+    /// wait for each other forever: the first process is killed (SIGKILL) with a report, as no wall clock moves on.
+    /// </summary>
+    void ScheduleNext()
+    {
+        var processes = Process.Table.Processes;
+        int start = Process.Table.IndexOf(current);
+        for (int step = 1; step <= processes.Count; step++)
+        {
+            var candidate = processes[(start + step) % processes.Count];
+            if (candidate.TryWake())
+            {
+                SwitchTo(candidate);
+                return;
+            }
+        }
+        report = "every process is blocked (wait4 or a pipe) and none can wake the others: deadlock";
+        Process.Kill(SigKill);
+    }
+
+    /// <summary>A context switch: save the outgoing registers, load the incoming ones, and load its page tables (CR3 write: a full non-global TLB flush, no PCID).</summary>
+    void SwitchTo(LinuxProcess next)
+    {
+        if (next == current)
+            return;
+        Cpu.SaveContext(current.Registers);
+        Cpu.LoadContext(next.Registers);
+        Memory.Guest.SwitchAddressSpace(next.Space.Tables.Cr3);
+        current = next;
+        ContextSwitches++;
+        next.OnFirstRun();
+    }
+
+    /// <summary>fork: the child starts with the parent's registers, 0 in RAX, and its own stack and TLS when clone gave them.</summary>
+    void OnForked(LinuxProcess child, ulong childStack, ulong? tls)
+    {
+        Cpu.SaveContext(child.Registers);
+        child.Registers.Register(0) = 0;
+        if (childStack != 0)
+            child.Registers.Register(Cpu.Rsp) = childStack;
+        if (tls is { } threadPointer)
+            child.Registers.FsBase = threadPointer;
+        child.Forked = OnForked;
+    }
+
+    /// <summary>The first process has ended: the others die with it (SIGKILL) and are torn down, the CPU back on the first one's tables.</summary>
+    void KillOthers()
+    {
+        if (current != Process)
+        {
+            Cpu.SaveContext(current.Registers);
+            Cpu.LoadContext(Process.Registers);
+            Memory.Guest.SwitchAddressSpace(Process.Space.Tables.Cr3);
+            current = Process;
+        }
+        foreach (var process in Process.Table.Processes.ToArray())
+        {
+            if (process == Process || process.IsZombie)
+                continue;
+            process.Kill(SigKill);
+            process.Release();
+        }
+    }
+
     void ICpuHost.OnSyscall(Cpu cpu)
     {
         var call = new SyscallArguments((long)cpu.Gpr(0), cpu.Gpr(7), cpu.Gpr(6), cpu.Gpr(2), cpu.Gpr(10), cpu.Gpr(8), cpu.Gpr(9));
-        cpu.Gpr(0) = (ulong)Process.HandleSyscall(call, thread);
-        if (Process.HasExited)
+        long result = current.HandleSyscall(call, thread);
+        if (current.IsBlocked)
+        {
+            // Restart the SYSCALL instruction (2 bytes) with its number when the process is woken.
+            cpu.Gpr(0) = (ulong)call.Number;
+            cpu.Rip -= 2;
+            cpu.RequestStop();
+            return;
+        }
+        cpu.Gpr(0) = (ulong)result;
+        if (current.HasExited)
             cpu.RequestStop();
     }
 
@@ -172,12 +281,12 @@ public sealed class Machine : ICpuHost, IDisposable
             report = fault.Kind == TranslationFaultKind.GeneralProtection
                 ? $"general-protection exception: non-canonical address 0x{fault.LinearAddress:x} (SIGSEGV, SI_KERNEL)\n  at rip 0x{cpu.Rip:x}: {cpu.FormatInstruction(cpu.Rip)}"
                 : $"machine check: physical address beyond memory while translating 0x{fault.LinearAddress:x} (SIGBUS)\n  at rip 0x{cpu.Rip:x}";
-            Process.Kill(fault.Kind == TranslationFaultKind.GeneralProtection ? SigSegv : SigBus);
+            current.Kill(fault.Kind == TranslationFaultKind.GeneralProtection ? SigSegv : SigBus);
             return false;
         }
         var access = (fault.ErrorCode & PageFaultErrorCode.InstructionFetch) != 0 ? AccessKind.Fetch
             : (fault.ErrorCode & PageFaultErrorCode.Write) != 0 ? AccessKind.Write : AccessKind.Read;
-        var outcome = Process.Space.HandleFault(fault.LinearAddress, access, (fault.ErrorCode & PageFaultErrorCode.Present) != 0);
+        var outcome = current.Space.HandleFault(fault.LinearAddress, access, (fault.ErrorCode & PageFaultErrorCode.Present) != 0);
         if (outcome.IsResolved())
             return true;
         var (signal, code) = outcome switch
@@ -188,13 +297,13 @@ public sealed class Machine : ICpuHost, IDisposable
             _ => (SigKill, "out of memory: no free frame"),
         };
         report = FaultReport(cpu, fault, access, code);
-        if (signal != SigKill && Process.Settings.Strace is { } strace)
+        if (signal != SigKill && current.Settings.Strace is { } strace)
         {
             string name = StraceFormatter.SignalName(signal);
             string address = fault.LinearAddress == 0 ? "NULL" : $"0x{fault.LinearAddress:x}";
             strace.Write($"--- {name} {{si_signo={name}, si_code={code[..code.IndexOf(':', StringComparison.Ordinal)]}, si_addr={address}}} ---\n");
         }
-        Process.Kill(signal);
+        current.Kill(signal);
         return false;
     }
 
@@ -204,10 +313,10 @@ public sealed class Machine : ICpuHost, IDisposable
         string verb = access switch { AccessKind.Write => "write to", AccessKind.Fetch => "instruction fetch from", _ => "read of" };
         text.Append($"{verb} 0x{fault.LinearAddress:x} ({code}; {fault})\n");
         text.Append($"  at rip 0x{cpu.Rip:x}: {cpu.FormatInstruction(cpu.Rip)}\n");
-        var vma = Process.Space.FindVma(fault.LinearAddress);
+        var vma = current.Space.FindVma(fault.LinearAddress);
         text.Append(vma is null ? "  no VMA covers the address\n" : $"  VMA {vma.Start:x}-{vma.End:x} {vma.Protection} {vma.File?.Path}\n");
         text.Append($"  page-table walk (CR3 0x{Mmu.Cr3:x}):\n");
-        foreach (var step in Process.Space.Tables.Walk(fault.LinearAddress))
+        foreach (var step in current.Space.Tables.Walk(fault.LinearAddress))
             text.Append("    ").Append(step).Append('\n');
         return text.ToString().TrimEnd('\n');
     }
