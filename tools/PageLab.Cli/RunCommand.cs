@@ -12,6 +12,9 @@ public static class RunCommand
     /// <summary>Exit status when the program cannot be found (as a shell reports it).</summary>
     public const int NotFound = 127;
 
+    /// <summary>Exit status when the emulator itself failed (sysexits' EX_SOFTWARE); a guest can never cause it.</summary>
+    public const int InternalError = 70;
+
     /// <summary>Exit status when the program exists but cannot be executed (as a shell reports it).</summary>
     public const int CannotExecute = 126;
 
@@ -89,7 +92,18 @@ public static class RunCommand
         }
 
         var wall = Stopwatch.StartNew();
-        var outcome = machine.Run();
+        RunOutcome outcome;
+        try
+        {
+            outcome = machine.Run();
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or IndexOutOfRangeException or NullReferenceException)
+        {
+            // A bug in the emulator, never the guest's doing: say so plainly, with where it was, and exit like EX_SOFTWARE.
+            error.WriteLine($"pagelab: internal error in the emulator at guest rip 0x{machine.Cpu.Rip:x} after {machine.Cpu.InstructionsRetired} instructions: {ex}");
+            machine.Dispose();
+            return new GuestRun(InternalError, null, null, wall.Elapsed);
+        }
         wall.Stop();
         error.Flush();
         if (outcome.Report is { } report)

@@ -15,6 +15,8 @@ public enum FaultOutcome : byte
     AnonymousZeroFilled,
     /// <summary>Write to an untouched 2 MiB region eligible for THP: a zeroed huge page was mapped by the PMD.</summary>
     HugePageAllocated,
+    /// <summary>A discarded page of shared anonymous memory was mapped again (its contents kept).</summary>
+    SharedPageMapped,
     /// <summary>Read of a file-backed page: the page-cache frame was mapped read-only.</summary>
     FilePageMapped,
     /// <summary>Write to a read-only shared frame (zero page, page cache): copied into a private frame.</summary>
@@ -252,6 +254,7 @@ public sealed partial class AddressSpace
             return;
         vmas.RemoveRange(first, last - first);
         ZapPages(start, end);
+        ReleaseRetainedSharedPages(start, end);
     }
 
     /// <summary>
@@ -431,6 +434,8 @@ public sealed partial class AddressSpace
 
     FaultOutcome FaultMissingPage(Vma vma, ulong page, ulong pteAddress, AccessKind access)
     {
+        if (MapRetainedSharedPage(vma, page, pteAddress) is { } retained)
+            return retained;
         bool write = access == AccessKind.Write;
         ulong frame;
         FaultOutcome outcome;

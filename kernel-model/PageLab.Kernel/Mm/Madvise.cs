@@ -92,7 +92,7 @@ public static class Madvise
         switch (advice)
         {
             case MadviseAdvice.DontNeed:
-                mm.ZapPages(start, end);
+                mm.DiscardPages(start, end);
                 return MadviseResult.Success(0);
             case MadviseAdvice.Free:
                 // madvise_free_single_vma: only private anonymous memory (shmem and files: EINVAL).
