@@ -376,53 +376,53 @@ public sealed unsafe partial class Cpu
                 of = false;
                 break;
             case Op.Rol:
-            {
-                rotate = true;
-                int r = c % bits;
-                result = r == 0 ? a : ((a << r) | (a >> (bits - r))) & mask;
-                cf = (result & 1) != 0;
-                of = ((result & sign) != 0) ^ cf;
-                break;
-            }
+                {
+                    rotate = true;
+                    int r = c % bits;
+                    result = r == 0 ? a : ((a << r) | (a >> (bits - r))) & mask;
+                    cf = (result & 1) != 0;
+                    of = ((result & sign) != 0) ^ cf;
+                    break;
+                }
             case Op.Ror:
-            {
-                rotate = true;
-                int r = c % bits;
-                result = r == 0 ? a : ((a >> r) | (a << (bits - r))) & mask;
-                cf = (result & sign) != 0;
-                of = cf ^ ((result & (sign >> 1)) != 0);
-                break;
-            }
+                {
+                    rotate = true;
+                    int r = c % bits;
+                    result = r == 0 ? a : ((a >> r) | (a << (bits - r))) & mask;
+                    cf = (result & sign) != 0;
+                    of = cf ^ ((result & (sign >> 1)) != 0);
+                    break;
+                }
             case Op.Rcl:
-            {
-                rotate = true;
-                int r = size <= 2 ? c % (bits + 1) : c;
-                cf = CarryFlag();
-                result = a;
-                for (int i = 0; i < r; i++)
                 {
-                    bool outBit = (result & sign) != 0;
-                    result = ((result << 1) | (cf ? 1UL : 0)) & mask;
-                    cf = outBit;
+                    rotate = true;
+                    int r = size <= 2 ? c % (bits + 1) : c;
+                    cf = CarryFlag();
+                    result = a;
+                    for (int i = 0; i < r; i++)
+                    {
+                        bool outBit = (result & sign) != 0;
+                        result = ((result << 1) | (cf ? 1UL : 0)) & mask;
+                        cf = outBit;
+                    }
+                    of = ((result & sign) != 0) ^ cf;
+                    break;
                 }
-                of = ((result & sign) != 0) ^ cf;
-                break;
-            }
             default: // Rcr
-            {
-                rotate = true;
-                int r = size <= 2 ? c % (bits + 1) : c;
-                cf = CarryFlag();
-                of = ((a & sign) != 0) ^ cf;
-                result = a;
-                for (int i = 0; i < r; i++)
                 {
-                    bool outBit = (result & 1) != 0;
-                    result = (result >> 1) | (cf ? sign : 0);
-                    cf = outBit;
+                    rotate = true;
+                    int r = size <= 2 ? c % (bits + 1) : c;
+                    cf = CarryFlag();
+                    of = ((a & sign) != 0) ^ cf;
+                    result = a;
+                    for (int i = 0; i < r; i++)
+                    {
+                        bool outBit = (result & 1) != 0;
+                        result = (result >> 1) | (cf ? sign : 0);
+                        cf = outBit;
+                    }
+                    break;
                 }
-                break;
-            }
         }
         if (!TryWriteModifiedDestination(ref d, size, address, host, result)) return ExecResult.Fault;
         ulong status = (cf ? CpuFlags.Carry : 0) | (of ? CpuFlags.Overflow : 0);

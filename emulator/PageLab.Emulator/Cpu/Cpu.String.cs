@@ -30,39 +30,39 @@ public sealed unsafe partial class Cpu
         switch (d.Op)
         {
             case Op.Movs:
-            {
-                if (!TryRead(G(Rsi), size, out ulong value) || !TryWrite(G(Rdi), size, value)) return ExecResult.Fault;
-                G(Rsi) += step;
-                G(Rdi) += step;
-                return ExecResult.Continue;
-            }
+                {
+                    if (!TryRead(G(Rsi), size, out ulong value) || !TryWrite(G(Rdi), size, value)) return ExecResult.Fault;
+                    G(Rsi) += step;
+                    G(Rdi) += step;
+                    return ExecResult.Continue;
+                }
             case Op.Stos:
                 if (!TryWrite(G(Rdi), size, G(0))) return ExecResult.Fault;
                 G(Rdi) += step;
                 return ExecResult.Continue;
             case Op.Lods:
-            {
-                if (!TryRead(G(Rsi), size, out ulong value)) return ExecResult.Fault;
-                WriteRegister(0, size, value);
-                G(Rsi) += step;
-                return ExecResult.Continue;
-            }
+                {
+                    if (!TryRead(G(Rsi), size, out ulong value)) return ExecResult.Fault;
+                    WriteRegister(0, size, value);
+                    G(Rsi) += step;
+                    return ExecResult.Continue;
+                }
             case Op.Cmps:
-            {
-                if (!TryRead(G(Rsi), size, out ulong source) || !TryRead(G(Rdi), size, out ulong destination)) return ExecResult.Fault;
-                SetLazy(LazyFlags.Sub, size, source, destination, (source - destination) & SizeMask(size));
-                G(Rsi) += step;
-                G(Rdi) += step;
-                return ExecResult.Continue;
-            }
+                {
+                    if (!TryRead(G(Rsi), size, out ulong source) || !TryRead(G(Rdi), size, out ulong destination)) return ExecResult.Fault;
+                    SetLazy(LazyFlags.Sub, size, source, destination, (source - destination) & SizeMask(size));
+                    G(Rsi) += step;
+                    G(Rdi) += step;
+                    return ExecResult.Continue;
+                }
             default: // Scas
-            {
-                if (!TryRead(G(Rdi), size, out ulong value)) return ExecResult.Fault;
-                ulong accumulator = G(0) & SizeMask(size);
-                SetLazy(LazyFlags.Sub, size, accumulator, value, (accumulator - value) & SizeMask(size));
-                G(Rdi) += step;
-                return ExecResult.Continue;
-            }
+                {
+                    if (!TryRead(G(Rdi), size, out ulong value)) return ExecResult.Fault;
+                    ulong accumulator = G(0) & SizeMask(size);
+                    SetLazy(LazyFlags.Sub, size, accumulator, value, (accumulator - value) & SizeMask(size));
+                    G(Rdi) += step;
+                    return ExecResult.Continue;
+                }
         }
     }
 }

@@ -145,20 +145,20 @@ public sealed unsafe partial class Cpu
                 WriteRegister(d.Reg0, 4, X(d.Reg1).AsUInt16().GetElement((int)(d.Immediate & 7)));
                 return ExecResult.Continue;
             case Mnemonic.Pinsrw:
-            {
-                ulong word;
-                if (d.Kind1 == OperandKind.Register) word = G(d.Reg1);
-                else if (!TryRead(EffectiveAddress(ref d), 2, out word)) return ExecResult.Fault;
-                X(d.Reg0) = X(d.Reg0).AsUInt16().WithElement((int)(d.Immediate & 7), (ushort)word).AsByte();
-                return ExecResult.Continue;
-            }
+                {
+                    ulong word;
+                    if (d.Kind1 == OperandKind.Register) word = G(d.Reg1);
+                    else if (!TryRead(EffectiveAddress(ref d), 2, out word)) return ExecResult.Fault;
+                    X(d.Reg0) = X(d.Reg0).AsUInt16().WithElement((int)(d.Immediate & 7), (ushort)word).AsByte();
+                    return ExecResult.Continue;
+                }
             case Mnemonic.Ldmxcsr:
-            {
-                if (!TryRead(EffectiveAddress(ref d), 4, out ulong value)) return ExecResult.Fault;
-                if ((value & 0xFFFF_0000) != 0) return ExecResult.GeneralProtection; // reserved bits
-                Mxcsr = (uint)value;
-                return ExecResult.Continue;
-            }
+                {
+                    if (!TryRead(EffectiveAddress(ref d), 4, out ulong value)) return ExecResult.Fault;
+                    if ((value & 0xFFFF_0000) != 0) return ExecResult.GeneralProtection; // reserved bits
+                    Mxcsr = (uint)value;
+                    return ExecResult.Continue;
+                }
             case Mnemonic.Stmxcsr:
                 return TryWrite(EffectiveAddress(ref d), 4, Mxcsr) ? ExecResult.Continue : ExecResult.Fault;
             case Mnemonic.Cvtsi2ss or Mnemonic.Cvtsi2sd: return ConvertFromInteger(ref d);

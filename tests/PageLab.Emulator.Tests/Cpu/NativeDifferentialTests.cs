@@ -58,77 +58,77 @@ public sealed unsafe class NativeDifferentialTests : IDisposable
         switch (family)
         {
             case 0:
-            {
-                string op = Binary[random.Next(Binary.Length)];
-                ulong undefined = op is "And" or "Or" or "Xor" or "Test" ? Af : 0;
-                return random.Next(3) switch
                 {
-                    0 => new(Instruction.Create(CodeOf($"{op}_rm{bits}_r{bits}"), Reg(size), Reg(size)), undefined),
-                    1 => new(Instruction.Create(CodeOf($"{op}_rm{bits}_r{bits}"), memory, Reg(size)), undefined),
-                    _ => new(Instruction.Create(CodeOf($"{op}_rm{bits}_imm{Math.Min(bits, 32)}"), Reg(size),
-                        size == 1 ? random.Next(-128, 128) : size == 2 ? random.Next(-32768, 32768) : random.Next()), undefined),
-                };
-            }
+                    string op = Binary[random.Next(Binary.Length)];
+                    ulong undefined = op is "And" or "Or" or "Xor" or "Test" ? Af : 0;
+                    return random.Next(3) switch
+                    {
+                        0 => new(Instruction.Create(CodeOf($"{op}_rm{bits}_r{bits}"), Reg(size), Reg(size)), undefined),
+                        1 => new(Instruction.Create(CodeOf($"{op}_rm{bits}_r{bits}"), memory, Reg(size)), undefined),
+                        _ => new(Instruction.Create(CodeOf($"{op}_rm{bits}_imm{Math.Min(bits, 32)}"), Reg(size),
+                            size == 1 ? random.Next(-128, 128) : size == 2 ? random.Next(-32768, 32768) : random.Next()), undefined),
+                    };
+                }
             case 1:
                 return new(Instruction.Create(CodeOf($"{Unary[random.Next(Unary.Length)]}_rm{bits}"), Reg(size)), 0);
             case 2:
-            {
-                string op = Shifts[random.Next(Shifts.Length)];
-                int count = ShiftCounts[random.Next(ShiftCounts.Length)];
-                int masked = count & (size == 8 ? 63 : 31);
-                ulong undefined = masked == 0 ? 0 : (masked == 1 ? 0 : Of) | (op is "Shl" or "Shr" or "Sar" ? Af : 0);
-                if (op is "Shl" or "Shr" && masked >= bits) undefined |= Cf;
-                if (op is "Rcl" or "Rcr" && size <= 2 && masked > bits) undefined |= Of; // counts reduced modulo 9 or 17
-                return new(Instruction.Create(CodeOf($"{op}_rm{bits}_imm8"), Reg(size), count), undefined);
-            }
+                {
+                    string op = Shifts[random.Next(Shifts.Length)];
+                    int count = ShiftCounts[random.Next(ShiftCounts.Length)];
+                    int masked = count & (size == 8 ? 63 : 31);
+                    ulong undefined = masked == 0 ? 0 : (masked == 1 ? 0 : Of) | (op is "Shl" or "Shr" or "Sar" ? Af : 0);
+                    if (op is "Shl" or "Shr" && masked >= bits) undefined |= Cf;
+                    if (op is "Rcl" or "Rcr" && size <= 2 && masked > bits) undefined |= Of; // counts reduced modulo 9 or 17
+                    return new(Instruction.Create(CodeOf($"{op}_rm{bits}_imm8"), Reg(size), count), undefined);
+                }
             case 3:
-            {
-                int wide = random.Next(2) == 0 ? 4 : 8;
-                string op = random.Next(2) == 0 ? "Shld" : "Shrd";
-                int count = ShiftCounts[random.Next(ShiftCounts.Length)];
-                int masked = count & (wide == 8 ? 63 : 31);
-                ulong undefined = masked == 0 ? 0 : Af | (masked == 1 ? 0 : Of);
-                return new(Instruction.Create(CodeOf($"{op}_rm{wide * 8}_r{wide * 8}_imm8"), Reg(wide), Reg(wide), count), undefined);
-            }
+                {
+                    int wide = random.Next(2) == 0 ? 4 : 8;
+                    string op = random.Next(2) == 0 ? "Shld" : "Shrd";
+                    int count = ShiftCounts[random.Next(ShiftCounts.Length)];
+                    int masked = count & (wide == 8 ? 63 : 31);
+                    ulong undefined = masked == 0 ? 0 : Af | (masked == 1 ? 0 : Of);
+                    return new(Instruction.Create(CodeOf($"{op}_rm{wide * 8}_r{wide * 8}_imm8"), Reg(wide), Reg(wide), count), undefined);
+                }
             case 4:
-            {
-                int wide = Sizes[1 + random.Next(3)];
-                const ulong mulUndefined = Sf | Zf | Af | Pf;
-                return random.Next(4) switch
                 {
-                    0 => new(Instruction.Create(CodeOf($"Imul_r{wide * 8}_rm{wide * 8}"), Gpr(UsableRegisters[random.Next(UsableRegisters.Length)], wide), Reg(wide)), mulUndefined),
-                    1 => new(Instruction.Create(CodeOf($"Imul_r{wide * 8}_rm{wide * 8}_imm8"), Reg(wide), Reg(wide), random.Next(-128, 128)), mulUndefined),
-                    2 => new(Instruction.Create(CodeOf($"Mul_rm{bits}"), Reg(size)), mulUndefined),
-                    _ => new(Instruction.Create(CodeOf($"Imul_rm{bits}"), Reg(size)), mulUndefined),
-                };
-            }
+                    int wide = Sizes[1 + random.Next(3)];
+                    const ulong mulUndefined = Sf | Zf | Af | Pf;
+                    return random.Next(4) switch
+                    {
+                        0 => new(Instruction.Create(CodeOf($"Imul_r{wide * 8}_rm{wide * 8}"), Gpr(UsableRegisters[random.Next(UsableRegisters.Length)], wide), Reg(wide)), mulUndefined),
+                        1 => new(Instruction.Create(CodeOf($"Imul_r{wide * 8}_rm{wide * 8}_imm8"), Reg(wide), Reg(wide), random.Next(-128, 128)), mulUndefined),
+                        2 => new(Instruction.Create(CodeOf($"Mul_rm{bits}"), Reg(size)), mulUndefined),
+                        _ => new(Instruction.Create(CodeOf($"Imul_rm{bits}"), Reg(size)), mulUndefined),
+                    };
+                }
             case 5:
-            {
-                int wide = Sizes[1 + random.Next(3)];
-                string op = new[] { "Bt", "Bts", "Btr", "Btc" }[random.Next(4)];
-                return random.Next(2) == 0
-                    ? new(Instruction.Create(CodeOf($"{op}_rm{wide * 8}_r{wide * 8}"), Reg(wide), Reg(wide)), Of | Sf | Af | Pf)
-                    : new(Instruction.Create(CodeOf($"{op}_rm{wide * 8}_imm8"), Reg(wide), random.Next(0, 256)), Of | Sf | Af | Pf);
-            }
-            case 6:
-            {
-                int wide = Sizes[1 + random.Next(3)];
-                return random.Next(4) switch
                 {
-                    0 => new(Instruction.Create(CodeOf($"Bsf_r{wide * 8}_rm{wide * 8}"), Reg(wide), Reg(wide)), Cf | Of | Sf | Af | Pf),
-                    1 => new(Instruction.Create(CodeOf($"Bsr_r{wide * 8}_rm{wide * 8}"), Reg(wide), Reg(wide)), Cf | Of | Sf | Af | Pf),
-                    2 => new(Instruction.Create(CodeOf($"Lzcnt_r{wide * 8}_rm{wide * 8}"), Reg(wide), Reg(wide)), Of | Sf | Af | Pf),
-                    _ => new(Instruction.Create(CodeOf($"Popcnt_r{wide * 8}_rm{wide * 8}"), Reg(wide), Reg(wide)), 0),
-                };
-            }
+                    int wide = Sizes[1 + random.Next(3)];
+                    string op = new[] { "Bt", "Bts", "Btr", "Btc" }[random.Next(4)];
+                    return random.Next(2) == 0
+                        ? new(Instruction.Create(CodeOf($"{op}_rm{wide * 8}_r{wide * 8}"), Reg(wide), Reg(wide)), Of | Sf | Af | Pf)
+                        : new(Instruction.Create(CodeOf($"{op}_rm{wide * 8}_imm8"), Reg(wide), random.Next(0, 256)), Of | Sf | Af | Pf);
+                }
+            case 6:
+                {
+                    int wide = Sizes[1 + random.Next(3)];
+                    return random.Next(4) switch
+                    {
+                        0 => new(Instruction.Create(CodeOf($"Bsf_r{wide * 8}_rm{wide * 8}"), Reg(wide), Reg(wide)), Cf | Of | Sf | Af | Pf),
+                        1 => new(Instruction.Create(CodeOf($"Bsr_r{wide * 8}_rm{wide * 8}"), Reg(wide), Reg(wide)), Cf | Of | Sf | Af | Pf),
+                        2 => new(Instruction.Create(CodeOf($"Lzcnt_r{wide * 8}_rm{wide * 8}"), Reg(wide), Reg(wide)), Of | Sf | Af | Pf),
+                        _ => new(Instruction.Create(CodeOf($"Popcnt_r{wide * 8}_rm{wide * 8}"), Reg(wide), Reg(wide)), 0),
+                    };
+                }
             case 7:
-            {
-                int wide = Sizes[1 + random.Next(3)];
-                string condition = Conditions[random.Next(Conditions.Length)];
-                return random.Next(2) == 0
-                    ? new(Instruction.Create(CodeOf($"Cmov{condition}_r{wide * 8}_rm{wide * 8}"), Reg(wide), Reg(wide)), 0)
-                    : new(Instruction.Create(CodeOf($"Set{condition}_rm8"), Reg(1)), 0);
-            }
+                {
+                    int wide = Sizes[1 + random.Next(3)];
+                    string condition = Conditions[random.Next(Conditions.Length)];
+                    return random.Next(2) == 0
+                        ? new(Instruction.Create(CodeOf($"Cmov{condition}_r{wide * 8}_rm{wide * 8}"), Reg(wide), Reg(wide)), 0)
+                        : new(Instruction.Create(CodeOf($"Set{condition}_rm8"), Reg(1)), 0);
+                }
             case 8:
                 return random.Next(6) switch
                 {
@@ -140,29 +140,29 @@ public sealed unsafe class NativeDifferentialTests : IDisposable
                     _ => new(Instruction.Create(Code.Movsxd_r64_rm32, Reg(8), Reg(4)), 0),
                 };
             case 9:
-            {
-                string op = new[] { "Xadd", "Xchg", "Cmpxchg" }[random.Next(3)];
-                return random.Next(2) == 0
-                    ? new(Instruction.Create(CodeOf($"{op}_rm{bits}_r{bits}"), Reg(size), Reg(size)), 0)
-                    : new(Instruction.Create(CodeOf($"{op}_rm{bits}_r{bits}"), memory, Reg(size)), 0);
-            }
+                {
+                    string op = new[] { "Xadd", "Xchg", "Cmpxchg" }[random.Next(3)];
+                    return random.Next(2) == 0
+                        ? new(Instruction.Create(CodeOf($"{op}_rm{bits}_r{bits}"), Reg(size), Reg(size)), 0)
+                        : new(Instruction.Create(CodeOf($"{op}_rm{bits}_r{bits}"), memory, Reg(size)), 0);
+                }
             case 10:
                 if (random.Next(4) == 0) return new(Instruction.Create(Code.Movzx_r32_rm16, Reg(4), Reg(2)), 0);
                 return new(Instruction.Create(new[] { Code.Cbw, Code.Cwde, Code.Cdqe, Code.Cwd, Code.Cdq, Code.Cqo, Code.Lahf, Code.Sahf, Code.Clc, Code.Stc, Code.Cmc }[random.Next(11)]), 0);
             case 11:
-            {
-                // LEA with every addressing form.
-                var index = Gpr(UsableRegisters[random.Next(UsableRegisters.Length)], 8);
-                var address = new MemoryOperand(Reg(8), index, 1 << random.Next(4), random.Next(int.MinValue, int.MaxValue), 8);
-                int wide = Sizes[1 + random.Next(3)];
-                return new(Instruction.Create(CodeOf($"Lea_r{wide * 8}_m"), Reg(wide), address), 0);
-            }
+                {
+                    // LEA with every addressing form.
+                    var index = Gpr(UsableRegisters[random.Next(UsableRegisters.Length)], 8);
+                    var address = new MemoryOperand(Reg(8), index, 1 << random.Next(4), random.Next(int.MinValue, int.MaxValue), 8);
+                    int wide = Sizes[1 + random.Next(3)];
+                    return new(Instruction.Create(CodeOf($"Lea_r{wide * 8}_m"), Reg(wide), address), 0);
+                }
             case 12:
-            {
-                string op = Binary[random.Next(Binary.Length - 1)];
-                ulong undefined = op is "And" or "Or" or "Xor" ? Af : 0;
-                return new(Instruction.Create(CodeOf($"{op}_r{bits}_rm{bits}"), Reg(size), memory), undefined);
-            }
+                {
+                    string op = Binary[random.Next(Binary.Length - 1)];
+                    ulong undefined = op is "And" or "Or" or "Xor" ? Af : 0;
+                    return new(Instruction.Create(CodeOf($"{op}_r{bits}_rm{bits}"), Reg(size), memory), undefined);
+                }
             case 13:
                 return random.Next(3) switch
                 {
@@ -171,20 +171,20 @@ public sealed unsafe class NativeDifferentialTests : IDisposable
                     _ => new(Instruction.Create(CodeOf($"{Unary[random.Next(Unary.Length)]}_rm{bits}"), memory), 0),
                 };
             case 14:
-            {
-                string op = Shifts[random.Next(Shifts.Length)];
-                ulong undefined = Of | (op is "Shl" or "Shr" or "Sar" ? Af : 0);
-                if (op is "Shl" or "Shr") undefined |= Cf; // CL may reach the operand width
-                if (op is "Rcl" or "Rcr") undefined |= Cf;
-                return new(Instruction.Create(CodeOf($"{op}_rm{bits}_CL"), Reg(size), Register.CL), undefined);
-            }
+                {
+                    string op = Shifts[random.Next(Shifts.Length)];
+                    ulong undefined = Of | (op is "Shl" or "Shr" or "Sar" ? Af : 0);
+                    if (op is "Shl" or "Shr") undefined |= Cf; // CL may reach the operand width
+                    if (op is "Rcl" or "Rcr") undefined |= Cf;
+                    return new(Instruction.Create(CodeOf($"{op}_rm{bits}_CL"), Reg(size), Register.CL), undefined);
+                }
             default:
-            {
-                string op = Binary[random.Next(Binary.Length - 1)]; // TEST has no sign-extended imm8 form
-                ulong undefined = op is "And" or "Or" or "Xor" ? Af : 0;
-                int imm = random.Next(-128, 128);
-                return new(Instruction.Create(CodeOf(size == 1 ? $"{op}_rm8_imm8" : $"{op}_rm{bits}_imm8"), memory, imm), undefined);
-            }
+                {
+                    string op = Binary[random.Next(Binary.Length - 1)]; // TEST has no sign-extended imm8 form
+                    ulong undefined = op is "And" or "Or" or "Xor" ? Af : 0;
+                    int imm = random.Next(-128, 128);
+                    return new(Instruction.Create(CodeOf(size == 1 ? $"{op}_rm8_imm8" : $"{op}_rm{bits}_imm8"), memory, imm), undefined);
+                }
         }
     }
 
@@ -302,37 +302,37 @@ public sealed unsafe class NativeDifferentialTests : IDisposable
         switch (random.Next(9))
         {
             case 0:
-            {
-                string op = VectorBinary[random.Next(VectorBinary.Length)];
-                return random.Next(3) == 0
-                    ? new(Instruction.Create(CodeOf($"{op}_xmm_xmmm128"), X(), memory), 0)
-                    : new(Instruction.Create(CodeOf($"{op}_xmm_xmmm128"), X(), X()), 0);
-            }
+                {
+                    string op = VectorBinary[random.Next(VectorBinary.Length)];
+                    return random.Next(3) == 0
+                        ? new(Instruction.Create(CodeOf($"{op}_xmm_xmmm128"), X(), memory), 0)
+                        : new(Instruction.Create(CodeOf($"{op}_xmm_xmmm128"), X(), X()), 0);
+                }
             case 1:
-            {
-                string op = VectorScalar64[random.Next(VectorScalar64.Length)];
-                return random.Next(3) == 0
-                    ? new(Instruction.Create(CodeOf($"{op}_xmm_xmmm64"), X(), memory8), 0)
-                    : new(Instruction.Create(CodeOf($"{op}_xmm_xmmm64"), X(), X()), 0);
-            }
+                {
+                    string op = VectorScalar64[random.Next(VectorScalar64.Length)];
+                    return random.Next(3) == 0
+                        ? new(Instruction.Create(CodeOf($"{op}_xmm_xmmm64"), X(), memory8), 0)
+                        : new(Instruction.Create(CodeOf($"{op}_xmm_xmmm64"), X(), X()), 0);
+                }
             case 2:
-            {
-                string op = VectorScalar32[random.Next(VectorScalar32.Length)];
-                return random.Next(3) == 0
-                    ? new(Instruction.Create(CodeOf($"{op}_xmm_xmmm32"), X(), memory8), 0)
-                    : new(Instruction.Create(CodeOf($"{op}_xmm_xmmm32"), X(), X()), 0);
-            }
+                {
+                    string op = VectorScalar32[random.Next(VectorScalar32.Length)];
+                    return random.Next(3) == 0
+                        ? new(Instruction.Create(CodeOf($"{op}_xmm_xmmm32"), X(), memory8), 0)
+                        : new(Instruction.Create(CodeOf($"{op}_xmm_xmmm32"), X(), X()), 0);
+                }
             case 3:
-            {
-                string op = VectorImmediate[random.Next(VectorImmediate.Length)];
-                int predicate = op.StartsWith("Cmp", StringComparison.Ordinal) ? imm & 7 : imm;
-                return new(Instruction.Create(CodeOf($"{op}_xmm_xmmm128_imm8"), X(), X(), predicate), 0);
-            }
+                {
+                    string op = VectorImmediate[random.Next(VectorImmediate.Length)];
+                    int predicate = op.StartsWith("Cmp", StringComparison.Ordinal) ? imm & 7 : imm;
+                    return new(Instruction.Create(CodeOf($"{op}_xmm_xmmm128_imm8"), X(), X(), predicate), 0);
+                }
             case 4:
-            {
-                string op = new[] { "Psllw", "Pslld", "Psllq", "Psrlw", "Psrld", "Psrlq", "Psraw", "Psrad", "Pslldq", "Psrldq" }[random.Next(10)];
-                return new(Instruction.Create(CodeOf($"{op}_xmm_imm8"), X(), random.Next(0, 70)), 0);
-            }
+                {
+                    string op = new[] { "Psllw", "Pslld", "Psllq", "Psrlw", "Psrld", "Psrlq", "Psraw", "Psrad", "Pslldq", "Psrldq" }[random.Next(10)];
+                    return new(Instruction.Create(CodeOf($"{op}_xmm_imm8"), X(), random.Next(0, 70)), 0);
+                }
             case 5:
                 return random.Next(8) switch
                 {

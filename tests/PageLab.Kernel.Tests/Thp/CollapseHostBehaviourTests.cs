@@ -16,7 +16,7 @@ public class CollapseHostBehaviourTests
     static TestMachine NewMachine()
     {
         var m = new TestMachine();
-        
+
         return m;
     }
 

@@ -28,7 +28,7 @@ public class CollapseTests
     static TestMachine NewMachine(ulong memory = 64UL << 20)
     {
         var m = new TestMachine(memory);
-        
+
         return m;
     }
 

@@ -13,7 +13,7 @@ public class SmapsTests
     public void Smaps_ReportsAnonHugePagesAfterCollapse_AndThpEligibleStaysZeroUnderMadvise()
     {
         using var m = new TestMachine();
-        
+
         const ulong Base = 0x4000_0000;
         m.Space.Map(Base, Base + PagingConstants.LargePageSize, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
         for (ulong a = Base; a < Base + PagingConstants.LargePageSize; a += PagingConstants.PageSize) Assert.True(m.GuestWrite64(a, 1));
