@@ -159,7 +159,7 @@ public sealed partial class LinuxProcess
             return result;
         }
         if (trace is not null)
-            settings.Strace!.Write(trace.Finish(result, HasExited, ExitStatus));
+            settings.Strace!.Write(WithPidPrefix(trace.Finish(result, HasExited, ExitStatus)));
         return result;
     }
 
@@ -239,6 +239,17 @@ public sealed partial class LinuxProcess
     };
 
     static long Fail(Errno errno) => -(long)errno;
+
+    /// <summary>strace -f marks the lines of every process but the first with "[pid N] ".</summary>
+    internal string WithPidPrefix(string traceLines)
+    {
+        if (Pid == ProcessId || traceLines.Length == 0)
+            return traceLines;
+        string prefix = $"[pid {Pid}] ";
+        bool endsWithNewline = traceLines.EndsWith('\n');
+        string body = (endsWithNewline ? traceLines[..^1] : traceLines).Replace("\n", "\n" + prefix, StringComparison.Ordinal);
+        return prefix + body + (endsWithNewline ? "\n" : "");
+    }
 
     long ExitGroup(int status)
     {

@@ -185,6 +185,8 @@ public sealed class Machine : ICpuHost, IDisposable
         {
             if (process != Process && process.HasExited && !process.IsZombie)
             {
+                if (process.TerminatingSignal is { } signal)
+                    process.Settings.Strace?.Write(process.WithPidPrefix($"+++ killed by {StraceFormatter.SignalName(signal)} +++\n"));
                 process.Release();
                 report = null;
             }
@@ -301,7 +303,7 @@ public sealed class Machine : ICpuHost, IDisposable
         {
             string name = StraceFormatter.SignalName(signal);
             string address = fault.LinearAddress == 0 ? "NULL" : $"0x{fault.LinearAddress:x}";
-            strace.Write($"--- {name} {{si_signo={name}, si_code={code[..code.IndexOf(':', StringComparison.Ordinal)]}, si_addr={address}}} ---\n");
+            strace.Write(current.WithPidPrefix($"--- {name} {{si_signo={name}, si_code={code[..code.IndexOf(':', StringComparison.Ordinal)]}, si_addr={address}}} ---\n"));
         }
         current.Kill(signal);
         return false;

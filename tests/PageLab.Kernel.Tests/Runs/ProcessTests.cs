@@ -2,6 +2,7 @@ using Iced.Intel;
 using PageLab.Kernel.Fs;
 using PageLab.Kernel.Process;
 using PageLab.Kernel.Syscalls;
+using PageLab.Kernel.Tests.Syscalls;
 using static Iced.Intel.AssemblerRegisters;
 
 namespace PageLab.Kernel.Tests.Runs;
@@ -154,6 +155,54 @@ public class ProcessTests
         Assert.Equal("hello"u8.ToArray(), bytes);
     }
 
+    /// <summary>Both processes run a loop longer than a time slice, so the CPU switches between them mid-loop.</summary>
+    [Fact]
+    public void TimeSliceSwitches_PreserveEachProcesssRegisters()
+    {
+        static void SpinAndCheck(Assembler a, uint value, int resultOffset)
+        {
+            var loop = a.CreateLabel();
+            a.mov(r12d, value);
+            a.movq(xmm3, r12);
+            a.mov(ecx, 2_500_000);
+            a.Label(ref loop);
+            a.add(r13, 1);
+            a.dec(ecx);
+            a.jnz(loop);
+            a.xor(eax, eax);
+            a.movq(rdx, xmm3);
+            a.cmp(rdx, (int)value);
+            a.setne(al);
+            a.cmp(r12, (int)value);
+            a.setne(dl);
+            a.or(al, dl);
+            a.cmp(r13, 2_500_000);
+            a.setne(dl);
+            a.or(al, dl);
+            a.mov(__qword_ptr[Data + (ulong)resultOffset], rax);
+        }
+        using var run = new MachineTests.Run(a =>
+        {
+            var parent = a.CreateLabel();
+            a.xor(r13d, r13d);
+            Syscall(a, Fork);
+            a.test(rax, rax);
+            a.jnz(parent);
+            SpinAndCheck(a, 0x2222, 0x10);
+            a.mov(edi, __dword_ptr[Data + 0x10]);
+            Syscall(a, Exit);
+            a.Label(ref parent);
+            SpinAndCheck(a, 0x1111, 0x18);
+            WaitFor(a, -1, 0x30, 0, 0x40);
+            a.mov(edi, __dword_ptr[Data + 0x18]);
+            Syscall(a, ExitGroup);
+        }, maxInstructions: 100_000_000);
+
+        Assert.Equal(new RunOutcome(0, null, null), run.Outcome);
+        Assert.Equal(0UL, Read64(run, Data + 0x30) & 0xffff_ffff); // the child's checks passed too
+        Assert.True(run.Machine.ContextSwitches >= 4, $"{run.Machine.ContextSwitches} switches");
+    }
+
     [Fact]
     public void FirstProcessExit_EndsTheRun_AndKillsLiveChildren()
     {
@@ -221,5 +270,58 @@ public class PipeTests
         Assert.Equal(0, reader.Read(new byte[1]));
         reader.Close();
         Assert.Equal(-(long)Errno.EPIPE, new PipeEnd(pipe, isWriteEnd: true, inode: 1).Write(new byte[1]));
+    }
+}
+
+/// <summary>pipe and pipe2 as system calls of one process.</summary>
+public class PipeSyscallTests
+{
+    const ulong Scratch = ProcessFixture.Scratch;
+
+    static (int Read, int Write) Fds(ProcessFixture p)
+    {
+        var bytes = p.ReadBytes(Scratch, 8);
+        return (BitConverter.ToInt32(bytes, 0), BitConverter.ToInt32(bytes, 4));
+    }
+
+    [Fact]
+    public void Pipe2_NonBlocking_EmptyReadIsEagain_AndWrittenBytesComeBack()
+    {
+        using var p = new ProcessFixture();
+        Assert.Equal(0, p.Call(SyscallNumber.Pipe2, Scratch, 0x800 | 0x80000));
+        var (readFd, writeFd) = Fds(p);
+        Assert.Equal((3, 4), (readFd, writeFd));
+        Assert.Equal(-(long)Errno.EAGAIN, p.Call(SyscallNumber.Read, (ulong)readFd, Scratch + 64, 16));
+        Assert.False(p.Process.IsBlocked);
+        ulong text = p.PutString("pipe!", 128);
+        Assert.Equal(5, p.Call(SyscallNumber.Write, (ulong)writeFd, text, 5));
+        Assert.Equal(5, p.Call(SyscallNumber.Read, (ulong)readFd, Scratch + 64, 16));
+        Assert.Equal("pipe!", p.ReadText(Scratch + 64, 5));
+        Assert.Equal(1, p.Call(SyscallNumber.Fcntl, (ulong)readFd, 1 /* F_GETFD */));
+        Assert.Equal(-(long)Errno.EINVAL, p.Call(SyscallNumber.Pipe2, Scratch, 0x1));
+    }
+
+    [Fact]
+    public void WriteToAPipeWithoutReaders_IsEpipe_AndSigpipeKillsTheProcess()
+    {
+        using var p = new ProcessFixture();
+        Assert.Equal(0, p.Call(SyscallNumber.Pipe, Scratch));
+        var (readFd, writeFd) = Fds(p);
+        Assert.Equal(0, p.Call(SyscallNumber.Close, (ulong)readFd));
+        Assert.Equal(-(long)Errno.EPIPE, p.Call(SyscallNumber.Write, (ulong)writeFd, Scratch, 1));
+        Assert.Equal(13, p.Process.TerminatingSignal);
+    }
+
+    [Fact]
+    public void BlockingReadOfAnEmptyPipe_WaitsWhileAWriterIsOpen()
+    {
+        using var p = new ProcessFixture();
+        Assert.Equal(0, p.Call(SyscallNumber.Pipe, Scratch));
+        var (readFd, writeFd) = Fds(p);
+        p.Call(SyscallNumber.Read, (ulong)readFd, Scratch + 64, 16);
+        Assert.True(p.Process.IsBlocked);
+        Assert.False(p.Process.TryWake());
+        Assert.Equal(1, p.Call(SyscallNumber.Write, (ulong)writeFd, Scratch, 1));
+        Assert.True(p.Process.TryWake());
     }
 }
