@@ -243,14 +243,18 @@ public sealed partial class AddressSpace
 
     /// <summary>
     /// Changes the flags of the VMAs covering [start, end), splitting at the ends and merging
-    /// afterwards as madvise_update_vma does (MADV_HUGEPAGE, MADV_NOHUGEPAGE).
+    /// afterwards as madvise_update_vma does (MADV_HUGEPAGE, MADV_NOHUGEPAGE); false (nothing changed)
+    /// when a split would exceed vm.max_map_count.
     /// </summary>
-    public void UpdateVmaFlags(ulong start, ulong end, Func<VmaFlags, VmaFlags> change)
+    public bool UpdateVmaFlags(ulong start, ulong end, Func<VmaFlags, VmaFlags> change)
     {
+        if (!CanSplitAt(start, end))
+            return false;
         SplitAt(start);
         SplitAt(end);
         for (int i = FindIndex(start); i < vmas.Count && vmas[i].Start < end; i++)
             vmas[i].Flags = change(vmas[i].Flags);
         MergeVmasIn(start, end);
+        return true;
     }
 }

@@ -217,6 +217,27 @@ public sealed partial class AddressSpace
         return vmas[index];
     }
 
+    /// <summary>vm.max_map_count's default: USHRT_MAX minus the core-dump margin of 5.</summary>
+    public const int DefaultMaxMapCount = 65530;
+
+    /// <summary>vm.max_map_count (/proc/sys/vm/max_map_count): most VMAs an address space may have.</summary>
+    public int MaxMapCount { get; set; } = DefaultMaxMapCount;
+
+    /// <summary>do_mmap's check: a new mapping is refused (ENOMEM) once map_count is above the limit.</summary>
+    public bool MapCountExceeded => vmas.Count > MaxMapCount;
+
+    /// <summary>
+    /// __split_vma's check: splitting a VMA at <paramref name="start"/> or <paramref name="end"/> (munmap, mprotect,
+    /// madvise of part of a VMA) fails with ENOMEM when map_count is already at the limit.
+    /// </summary>
+    public bool CanSplitAt(ulong start, ulong end)
+    {
+        if (vmas.Count < MaxMapCount)
+            return true;
+        bool SplitsOne(ulong address) => FindVma(address) is { } vma && vma.Start < address;
+        return !SplitsOne(start) && !SplitsOne(end);
+    }
+
     /// <summary>Merges every VMA starting in [start, end) with its neighbours where Linux would (after a change of rights or flags).</summary>
     void MergeVmasIn(ulong start, ulong end)
     {
@@ -303,6 +324,8 @@ public sealed partial class AddressSpace
     /// </summary>
     public bool Protect(ulong start, ulong end, Protection protection)
     {
+        if (!CanSplitAt(start, end))
+            return false;
         // do_mprotect_pkey: an unmapped start changes nothing; otherwise VMAs are changed in order
         // up to the first hole, and the hole makes the call fail with ENOMEM.
         if (FindVma(start) is null)

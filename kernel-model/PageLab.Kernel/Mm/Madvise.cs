@@ -107,12 +107,14 @@ public static class Madvise
                 mm.ReadAhead(vma, start, end);
                 return MadviseResult.Success(0);
             case MadviseAdvice.HugePage:
-                mm.UpdateVmaFlags(start, end, flags => (flags | VmaFlags.HugePage) & ~VmaFlags.NoHugePage);
+                if (!mm.UpdateVmaFlags(start, end, flags => (flags | VmaFlags.HugePage) & ~VmaFlags.NoHugePage))
+                    return new(Errno.ENOMEM, 0);
                 mm.Thp.Khugepaged.Register(mm); // khugepaged_enter_vma
                 return MadviseResult.Success(0);
             case MadviseAdvice.NoHugePage:
-                mm.UpdateVmaFlags(start, end, flags => (flags | VmaFlags.NoHugePage) & ~VmaFlags.HugePage);
-                return MadviseResult.Success(0);
+                return mm.UpdateVmaFlags(start, end, flags => (flags | VmaFlags.NoHugePage) & ~VmaFlags.HugePage)
+                    ? MadviseResult.Success(0)
+                    : new(Errno.ENOMEM, 0);
             case MadviseAdvice.Collapse:
                 return Collapse(mm, vma, start, end, CollapsePolicy.MadviseCollapse);
             case MadviseAdvice.TryCollapse:

@@ -63,6 +63,7 @@ public sealed partial class LinuxProcess
             vmaFlags |= VmaFlags.NoReserve;
         else if (type == MapPrivate && (prot & (int)Protection.Write) != 0)
             vmaFlags |= VmaFlags.Account;
+        if (Space.MapCountExceeded || (fixedAddress && !Space.CanSplitAt(start, start + size))) return Fail(Errno.ENOMEM);
         Space.Map(start, start + size, (Protection)(prot & ProtMask), vmaFlags, backing, anonymous ? 0 : offset);
         if ((flags & MapPopulate) != 0)
             Populate(start, start + size, (prot & (int)Protection.Write) != 0);
@@ -84,6 +85,7 @@ public sealed partial class LinuxProcess
         if ((address & PagingConstants.PageMask) != 0 || length == 0) return Fail(Errno.EINVAL);
         ulong size = AddressSpace.PageAlignUp(length);
         if (address > AddressSpace.TaskSize || size > AddressSpace.TaskSize - address) return Fail(Errno.EINVAL);
+        if (!Space.CanSplitAt(address, address + size)) return Fail(Errno.ENOMEM);
         Space.Unmap(address, address + size);
         return 0;
     }

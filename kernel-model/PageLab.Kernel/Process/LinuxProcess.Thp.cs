@@ -24,6 +24,9 @@ public sealed partial class LinuxProcess
         FileSystem.AddVirtualFile("/proc/self/smaps", Space.FormatSmaps);
         FileSystem.AddVirtualFile("/proc/self/smaps_rollup", Space.FormatSmapsRollup);
         FileSystem.AddVirtualFile("/proc/vmstat", () => FormatVmstat(memory));
+        FileSystem.AddVirtualFile("/proc/sys/vm/max_map_count", () => Space.MaxMapCount.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n",
+            text => int.TryParse(text.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int limit)
+                ? SetMaxMapCount(limit) : Errno.EINVAL);
         FileSystem.AddVirtualFile("/proc/meminfo", () => ProcMemory.MemInfo(memory));
         // PFNs only for CAP_SYS_ADMIN, which the model grants to euid 0.
         FileSystem.AddGeneratedFile("/proc/self/pagemap", (buffer, offset) => Space.ReadPagemap(buffer, offset, showFrames: Credentials.Euid == 0));
@@ -40,6 +43,12 @@ public sealed partial class LinuxProcess
     {
         string name = Path.GetFileName(executablePath);
         return name.Length > 15 ? name[..15] : name;
+    }
+
+    Errno? SetMaxMapCount(int limit)
+    {
+        Space.MaxMapCount = limit;
+        return null;
     }
 
     /// <summary>/proc/vmstat: the counters the model keeps, in Linux's "name value" lines and order (thp_* last).</summary>
