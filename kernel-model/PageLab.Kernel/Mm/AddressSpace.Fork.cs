@@ -33,6 +33,12 @@ public sealed partial class AddressSpace
             if (complete)
                 complete = CopyPageRange(child, vma);
         }
+        // Shared anonymous pages set aside by MADV_DONTNEED belong to the child's mapping too.
+        foreach (var (linear, frame) in retainedSharedPages)
+        {
+            memory.Page(frame).RefCount++;
+            child.retainedSharedPages[linear] = frame;
+        }
         memory.Guest.FlushNonGlobal();
         if (complete)
             return child;
