@@ -71,6 +71,9 @@ public static class DemoCommand
                 var settings = new RunSettings
                 {
                     Program = program,
+                    // A fixed argv[0] and environment: the table must not depend on where the repository is or who runs it.
+                    ArgumentZero = "go_heap",
+                    Environment = ["LANG=C"],
                     MemoryBytes = memory,
                     Seed = (ulong)seed,
                     FragmentationSeed = fragmented ? seed : null,

@@ -77,9 +77,9 @@ public static class RunCommand
         {
             machine.Load(executable!, new ExecParameters
             {
-                ExecFileName = settings.Program,
-                Arguments = [settings.Program, .. settings.Arguments],
-                Environment = HostEnvironment(),
+                ExecFileName = settings.ArgumentZero ?? settings.Program,
+                Arguments = [settings.ArgumentZero ?? settings.Program, .. settings.Arguments],
+                Environment = settings.Environment is { } environment ? [.. environment] : HostEnvironment(),
                 RandomBytes = random,
                 Credentials = process.Credentials,
             });

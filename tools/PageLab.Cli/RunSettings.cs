@@ -11,6 +11,13 @@ public sealed class RunSettings
     /// <summary>The program to run (a static x86-64 ELF executable) as given on the command line: also argv[0] and AT_EXECFN.</summary>
     public string Program { get; set; } = "";
 
+    /// <summary>argv[0] and AT_EXECFN when they should differ from <see cref="Program"/> (the demo passes a fixed name so that
+    /// where the repository lives does not change the guest's stack); null: the program as given.</summary>
+    public string? ArgumentZero { get; set; }
+
+    /// <summary>The guest's environment; null: the host's, in its own order (as `pagelab run` passes it).</summary>
+    public IReadOnlyList<string>? Environment { get; set; }
+
     /// <summary>Arguments after the program (argv[1..]).</summary>
     public List<string> Arguments { get; } = [];
 
