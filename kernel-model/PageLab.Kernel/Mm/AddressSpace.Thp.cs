@@ -55,8 +55,7 @@ public sealed partial class AddressSpace
     internal void FlushRange(ulong start, ulong end)
     {
         var gather = new FlushGather();
-        gather.Add(start);
-        gather.Add(end - PagingConstants.PageSize);
+        gather.AddRange(start, end);
         Flush(gather);
     }
 
@@ -182,8 +181,7 @@ public sealed partial class AddressSpace
             }
             var pmd = Tables.Read(pmdAddress);
             Tables.Write(pmdAddress, default);
-            flush.Add(region);
-            flush.Add(region + PagingConstants.LargePageSize - PagingConstants.PageSize);
+            flush.AddRange(region, region + PagingConstants.LargePageSize);
             depositedTables.Remove(region, out ulong table);
             Tables.FreeTable(table);
             ReleaseHugeFrame(pmd.FrameNumber);
@@ -214,8 +212,7 @@ public sealed partial class AddressSpace
             Tables.Write(pmdAddress, updated);
             if (old.IsPresent && (!updated.IsPresent || (old.IsWritable && !updated.IsWritable) || (!old.IsExecuteDisable && updated.IsExecuteDisable)))
             {
-                flush.Add(region);
-                flush.Add(region + PagingConstants.LargePageSize - PagingConstants.PageSize);
+                flush.AddRange(region, region + PagingConstants.LargePageSize);
             }
         }
     }

@@ -652,6 +652,13 @@ public sealed partial class AddressSpace
             Start = Math.Min(Start, linear);
             End = Math.Max(End, linear + PagingConstants.PageSize);
         }
+
+        /// <summary>Adds every page of [start, end), e.g. a whole huge mapping.</summary>
+        public void AddRange(ulong start, ulong end)
+        {
+            Add(start);
+            Add(end - PagingConstants.PageSize);
+        }
     }
 
     void Flush(FlushGather gather)

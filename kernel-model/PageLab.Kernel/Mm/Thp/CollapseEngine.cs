@@ -145,6 +145,10 @@ public sealed class CollapseEngine
         return result;
     }
 
+    /// <summary>The PTE holds a frame with contents to carry over: present or PROT_NONE, and not the shared zero page.</summary>
+    static bool MapsRealPage(AddressSpace mm, PageTableEntry pte) =>
+        AddressSpace.MapsFrame(pte) && pte.FrameNumber != mm.Memory.ZeroFrame;
+
     /// <summary>is_refcount_suitable: every reference is a mapping, and no long-term pin.</summary>
     static bool RefCountSuitable(in PageDescriptor info) => (info.Flags & PageFlags.Pinned) == 0 && info.RefCount == info.MapCount;
 
@@ -217,7 +221,7 @@ public sealed class CollapseEngine
             var pte = mm.Tables.Read(state.OldPmd.Address + (ulong)i * PagingConstants.EntrySize);
             state.OldPtes[i] = pte.Raw;
             if (pte.Raw != 0 && !AddressSpace.MapsFrame(pte)) return CollapseResult.PteNonPresent;
-            if (!AddressSpace.MapsFrame(pte) || pte.FrameNumber == mm.Memory.ZeroFrame) continue;
+            if (!MapsRealPage(mm, pte)) continue;
             cost += CollapseCosts.IsolatePerPage;
             ref var info = ref frames[pte.FrameNumber];
             if ((info.Flags & PageFlags.Locked) != 0) return CollapseResult.PageLocked;
@@ -237,7 +241,7 @@ public sealed class CollapseEngine
         {
             var pte = new PageTableEntry(state.OldPtes[i]);
             ulong target = state.HugeFrame + (ulong)i;
-            if (AddressSpace.MapsFrame(pte) && pte.FrameNumber != memory.ZeroFrame)
+            if (MapsRealPage(mm, pte))
             {
                 memory.CopyFrame(pte.FrameNumber, target);
                 cost += CollapseCosts.CopyPerPage;
@@ -253,7 +257,7 @@ public sealed class CollapseEngine
         {
             var pte = new PageTableEntry(state.OldPtes[i]);
             mm.Tables.Write(table + (ulong)i * PagingConstants.EntrySize, default);
-            if (!AddressSpace.MapsFrame(pte) || pte.FrameNumber == memory.ZeroFrame) continue;
+            if (!MapsRealPage(mm, pte)) continue;
             mm.ReleaseMappedFrame(pte.FrameNumber);
             freed++;
         }
