@@ -24,9 +24,21 @@ public static class ProcMemory
             ulong size = 1UL << page.Order;
             switch (page.Use)
             {
+                case FrameUse.Anonymous when page.Order > 0:
+                    // NR_ANON_THPS counts THPs some PMD maps whole; NR_ANON_MAPPED the pages mapped at all.
+                    if (page.EntireMapCount > 0)
+                    {
+                        anonHuge += size;
+                        anonymous += size;
+                    }
+                    else
+                    {
+                        for (ulong i = 0; i < size; i++)
+                            anonymous += frames[frame + i].MapCount > 0 ? 1UL : 0;
+                    }
+                    break;
                 case FrameUse.Anonymous:
                     anonymous += size;
-                    if (page.Order == BuddyAllocator.PageblockOrder) anonHuge += size;
                     break;
                 case FrameUse.PageCache:
                     pageCache += size;
