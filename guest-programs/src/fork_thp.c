@@ -7,7 +7,6 @@
  * "went up" is printed, after a write that must split. Parent and child take turns printing,
  * each flushing before handing over, so the output order is fixed. */
 #include "guest.h"
-#include <sys/wait.h>
 
 #define H HUGE_SIZE_2M
 
@@ -31,23 +30,6 @@ static void print_side(const char *label)
     snprintf(text, sizeof text, "%s region", label);
     print_huge(text, region, H);
     printf("%s checksum: %016llx\n", label, (unsigned long long)hash_bytes(HASH_INIT, region, H));
-}
-
-static pid_t fork_or_die(void)
-{
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork");
-    return pid;
-}
-
-static void wait_child(pid_t pid)
-{
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid)
-        die("waitpid");
-    printf("child exit status: %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
 int main(void)
@@ -85,29 +67,20 @@ int main(void)
     region[7 * PAGE_SIZE_4K] ^= 1;
 
     puts("## 3: the parent writes while the child maps the THP");
-    int go[2];
-    if (pipe(go) != 0)
-        die("pipe");
-    pid = fork_or_die();
+    int go;
+    pid = fork_held_child(&go);
     if (pid == 0) {
-        char c;
-        close(go[1]);
-        if (read(go[0], &c, 1) != 1)
-            _exit(1);
         print_side("child");
         print_check("child data", check_pattern(region, H, 41));
         fflush(stdout);
         _exit(0);
     }
-    close(go[0]);
     splits = vmstat("thp_split_pmd");
     fill_pattern(region + 9 * PAGE_SIZE_4K, PAGE_SIZE_4K, 99);
     printf("thp_split_pmd went up: %s\n", vmstat("thp_split_pmd") > splits ? "yes" : "no");
     print_side("parent after writing");
     print_check("parent page 9 (rewritten)", check_pattern(region + 9 * PAGE_SIZE_4K, PAGE_SIZE_4K, 99));
-    fflush(stdout);
-    if (write(go[1], "g", 1) != 1)
-        die("write pipe");
+    release_child(go);
     wait_child(pid);
     print_side("parent after the child exited");
     return 0;

@@ -34,7 +34,7 @@ public sealed partial class AddressSpace
         // Shared anonymous pages set aside by MADV_DONTNEED belong to the child's mapping too.
         foreach (var (linear, frame) in retainedSharedPages)
         {
-            memory.Page(frame).RefCount++;
+            memory.GetFolio(frame);
             child.retainedSharedPages[linear] = frame;
         }
         memory.Guest.FlushNonGlobal();

@@ -48,7 +48,9 @@ public sealed partial class AddressSpace
             return null;
         memory.Page(frame).MapCount++;
         ResidentPages++;
-        memory.Frames.SetOwner(frame, OwnerId, page >> PagingConstants.PageBits); // still on the LRU: only the owner changes back
+        // Still on the LRU: only the owner changes back (a page of a THP has no owner of its own).
+        if (memory.FolioOf(frame) == frame && memory.Page(frame).Order == 0)
+            memory.Frames.SetOwner(frame, OwnerId, page >> PagingConstants.PageBits);
         Tables.Write(pteAddress, LeafEntry(frame, vma, writable: (vma.Protection & Protection.Write) != 0));
         return FaultOutcome.SharedPageMapped;
     }
