@@ -26,7 +26,7 @@ int main(void)
         fflush(stdout);
         _exit(0);
     }
-    wait_child(pid);
+    wait_and_report(pid);
     print_huge("parent region 0", r0, H);
     print_check("parent data", check_pattern(r0, H, 13));
 
@@ -45,6 +45,6 @@ int main(void)
     fill_pattern(r1, H, 15);
     print_check("parent data after rewriting region 1", check_pattern(r1, H, 15));
     release_child(go);
-    wait_child(pid);
+    wait_and_report(pid);
     return 0;
 }

@@ -53,7 +53,7 @@ int main(void)
         fflush(stdout);
         _exit(0);
     }
-    wait_child(pid);
+    wait_and_report(pid);
     print_side("parent");
     print_check("parent data", check_pattern(region, H, 41));
 
@@ -61,7 +61,7 @@ int main(void)
     pid = fork_or_die();
     if (pid == 0)
         _exit(0);
-    wait_child(pid);
+    wait_and_report(pid);
     region[7 * PAGE_SIZE_4K] ^= 1;
     print_side("parent after writing");
     region[7 * PAGE_SIZE_4K] ^= 1;
@@ -81,7 +81,7 @@ int main(void)
     print_side("parent after writing");
     print_check("parent page 9 (rewritten)", check_pattern(region + 9 * PAGE_SIZE_4K, PAGE_SIZE_4K, 99));
     release_child(go);
-    wait_child(pid);
+    wait_and_report(pid);
     print_side("parent after the child exited");
     return 0;
 }

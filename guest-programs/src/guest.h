@@ -120,6 +120,16 @@ static inline void die(const char *what)
     exit(2);
 }
 
+/* fork() with stdout flushed first, so that buffered output is not printed twice. */
+static inline pid_t fork_or_die(void)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    return pid;
+}
+
 /* A region of size bytes whose start is aligned to align, with PROT_NONE guard mappings on
  * both sides so that its VMAs never merge with mappings the program did not make. The guard
  * reservation is what makes /proc/self/maps output relative to base deterministic. */
@@ -295,18 +305,8 @@ static inline void print_maps(const char *label, const void *base, size_t len)
     }
 }
 
-/* fork() after flushing stdout (so nothing buffered is printed twice); dies when it fails. */
-static inline pid_t fork_or_die(void)
-{
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork");
-    return pid;
-}
-
 /* Waits for the child and prints its exit status (128 + the signal for a death by signal). */
-static inline void wait_child(pid_t pid)
+static inline void wait_and_report(pid_t pid)
 {
     int status = 0;
     if (waitpid(pid, &status, 0) != pid)

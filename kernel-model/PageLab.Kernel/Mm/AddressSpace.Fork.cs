@@ -12,7 +12,9 @@ public sealed partial class AddressSpace
     /// the same frames. Private writable pages become copy-on-write: the PTE loses its write bit in
     /// both parent and child (the parent's TLB is flushed whole, as flush_tlb_mm after copy_page_range),
     /// and each shared frame gains a reference and a mapping. Swap entries are duplicated (the slot's
-    /// use count goes up). Huge PMDs are shared whole (copy_huge_pmd), write-protected in private VMAs.
+    /// use count goes up). Shared mappings are not copied (vma_needs_copy: they have no anon_vma): the
+    /// child maps the file's or shmem object's pages on its own faults, and so sees every page of it,
+    /// touched before or after the fork. Huge PMDs of private VMAs are shared whole (copy_huge_pmd), write-protected.
     /// Null when a page table could not be allocated (fork's ENOMEM); nothing leaks then.
     /// </summary>
     public AddressSpace? Fork()
@@ -28,14 +30,8 @@ public sealed partial class AddressSpace
         foreach (var vma in vmas)
         {
             child.vmas.Add(vma.Slice(vma.Start, vma.End));
-            if (complete)
+            if (complete && (vma.Flags & VmaFlags.Shared) == 0)
                 complete = CopyHugePmds(child, vma) && CopyPageRange(child, vma);
-        }
-        // Shared anonymous pages set aside by MADV_DONTNEED belong to the child's mapping too.
-        foreach (var (linear, frame) in retainedSharedPages)
-        {
-            memory.GetFolio(frame);
-            child.retainedSharedPages[linear] = frame;
         }
         memory.Guest.FlushNonGlobal();
         if (complete)
@@ -45,8 +41,8 @@ public sealed partial class AddressSpace
     }
 
     /// <summary>
-    /// copy_huge_pmd for the huge PMDs of one VMA: the child maps the same THP with its own deposited
-    /// PTE table; in a private VMA both PMDs lose write permission (the first write faults, see
+    /// copy_huge_pmd for the huge PMDs of one private VMA: the child maps the same THP with its own
+    /// deposited PTE table; both PMDs lose write permission (the first write faults, see
     /// HandleHugePmdFault) and the child's is old (A clear), as pmd_mkold. The THP gains a reference and
     /// an entire mapping: it is shared, not copied. A pinned THP (page_try_dup_anon_rmap refuses) is
     /// PMD-split in the parent instead and its pages are copied with the PTEs. False when the child's
@@ -54,7 +50,6 @@ public sealed partial class AddressSpace
     /// </summary>
     bool CopyHugePmds(AddressSpace child, Vma vma)
     {
-        bool copyOnWrite = (vma.Flags & VmaFlags.Shared) == 0;
         foreach (var (region, pmdAddress) in HugePmdsIn(vma.Start, vma.End))
         {
             var pmd = Tables.Read(pmdAddress);
@@ -66,7 +61,7 @@ public sealed partial class AddressSpace
             }
             if (!child.Tables.TryGetPmdAddress(region, allocate: true, out ulong childPmdAddress) || !child.Tables.TryAllocateTable(out ulong deposit))
                 return false;
-            if (copyOnWrite && pmd.IsWritable)
+            if (pmd.IsWritable)
             {
                 pmd = pmd.Without(PageTableEntry.WritableBit);
                 Tables.Write(pmdAddress, pmd);
@@ -80,10 +75,9 @@ public sealed partial class AddressSpace
         return true;
     }
 
-    /// <summary>copy_page_range for one VMA; false when the child's page tables ran out of frames.</summary>
+    /// <summary>copy_page_range for one private VMA; false when the child's page tables ran out of frames.</summary>
     bool CopyPageRange(AddressSpace child, Vma vma)
     {
-        bool copyOnWrite = (vma.Flags & VmaFlags.Shared) == 0;
         bool complete = true;
         Tables.VisitPtes(vma.Start, vma.End, (linear, pteAddress) =>
         {
@@ -107,7 +101,7 @@ public sealed partial class AddressSpace
                 child.SwappedPages++;
                 return;
             }
-            if (copyOnWrite && pte.IsWritable)
+            if (pte.IsWritable)
             {
                 pte = pte.Without(PageTableEntry.WritableBit);
                 Tables.Write(pteAddress, pte);

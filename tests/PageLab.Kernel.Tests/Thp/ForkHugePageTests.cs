@@ -72,25 +72,6 @@ public class ForkHugePageTests
     }
 
     [Fact]
-    public void Fork_OfASharedAnonymousThp_KeepsItWritableInBoth_AndWritesReachTheOtherSide()
-    {
-        using var m = new TestMachine();
-        var parent = new AddressSpace(m.Memory);
-        Switch(m, parent);
-        parent.Map(Base, Base + Huge, ReadWrite, VmaFlags.Shared | VmaFlags.HugePage, null, 0);
-        Assert.True(m.GuestWrite64(Base, 1, parent));
-        Assert.Equal(1, parent.HugeMappings);
-
-        var child = parent.Fork()!;
-        Assert.True(Pmd(parent, Base).IsWritable && Pmd(child, Base).IsWritable);
-        Switch(m, child);
-        Assert.True(m.GuestWrite64(Base + 8 * Page, 0xC5, child));
-        Switch(m, parent);
-        Assert.Equal(0xC5UL, m.GuestRead64(Base + 8 * Page, parent));
-        Assert.Equal(0, parent.Thp.Counters.SplitPmd);
-    }
-
-    [Fact]
     public void ChildWrite_SplitsOnlyTheChildsPmd_AndCopiesOnePage()
     {
         using var m = new TestMachine();

@@ -112,7 +112,7 @@ public sealed partial class BuddyAllocator : IFrameAllocator
 
     /// <summary>Allocations of these uses are movable (__GFP_MOVABLE) and go to movable pageblocks.</summary>
     public static MigrateType MigrateTypeOf(FrameUse use) =>
-        use is FrameUse.Anonymous or FrameUse.PageCache ? MigrateType.Movable : MigrateType.Unmovable;
+        use is FrameUse.Anonymous or FrameUse.PageCache or FrameUse.Shmem ? MigrateType.Movable : MigrateType.Unmovable;
 
     /// <inheritdoc/>
     public bool TryAllocate(int order, FrameUse use, AllocationEffort effort, out ulong frameNumber) =>
@@ -278,7 +278,7 @@ public sealed partial class BuddyAllocator : IFrameAllocator
     ref FrameList LruOf(ulong frameNumber)
     {
         ref var page = ref pages[frameNumber];
-        return ref nodes[page.Node].Lru[page.Use == FrameUse.Anonymous ? NumaNode.AnonLru : NumaNode.FileLru];
+        return ref nodes[page.Node].Lru[NumaNode.LruOf(page.Use)];
     }
 
     /// <summary>A host span over one 4 KiB frame.</summary>
