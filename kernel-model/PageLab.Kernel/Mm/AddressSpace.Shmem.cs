@@ -115,7 +115,7 @@ public sealed partial class AddressSpace
         Thp.Counters.FileMapped++;
         ref var folio = ref memory.Page(head);
         folio.RefCount++;
-        folio.MapCount++;
+        folio.EntireMapCount++;
         ResidentPages += ThpSettings.PtesPerPmd;
         return true;
     }
