@@ -7,7 +7,9 @@ namespace PageLab.Kernel.Tests.Mm;
 /// <summary>
 /// A guest-like workload through the MMU on a squeezed machine (small, fragmented, a memcg limit
 /// below the working set, swap): compaction, reclaim, swap-out and swap-in run many times under it,
-/// yet every byte it wrote reads back, and frame, memcg and swap accounting balance.
+/// yet every byte it wrote reads back, and frame, memcg and swap accounting balance. The shared variant
+/// runs it over MAP_SHARED|MAP_ANONYMOUS memory, mapped by a forked child too after a while: the shmem
+/// object's pages are swapped into the object and back, migrated under both mappings, kept by DONTNEED.
 /// </summary>
 public class GuestMemoryStressTests
 {
@@ -18,10 +20,12 @@ public class GuestMemoryStressTests
     const int WordsPerPage = 4;
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    public void SqueezedMachine_KeepsEveryByte_AndBalancesItsFrames(int seed)
+    [InlineData(1, false)]
+    [InlineData(2, false)]
+    [InlineData(3, false)]
+    [InlineData(4, true)]
+    [InlineData(5, true)]
+    public void SqueezedMachine_KeepsEveryByte_AndBalancesItsFrames(int seed, bool shared)
     {
         using var m = new TestMachine(24UL << 20);
         m.Allocator.Swap = new SwapDevice(0, 32UL << 20);
@@ -31,7 +35,8 @@ public class GuestMemoryStressTests
         var space = new AddressSpace(m.Memory) { CostSink = new CostLedger() };
         m.Memory.Guest.SwitchAddressSpace(space.Tables.Cr3);
         var user = new UserMemory(space);
-        space.Map(Base, Base + RegionPages * Page, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
+        space.Map(Base, Base + RegionPages * Page, Protection.Read | Protection.Write, shared ? VmaFlags.Shared : VmaFlags.None, null, 0);
+        AddressSpace? child = null;
 
         // What the guest wrote: word slot -> value (absent: never written or discarded, reads 0).
         var shadow = new Dictionary<ulong, ulong>();
@@ -43,13 +48,23 @@ public class GuestMemoryStressTests
             Assert.True(user.TryWriteUInt64(address, value), $"write at 0x{address:x} failed in round {round}");
             shadow[address] = value;
             if (round % 499 == 0)
-                Disturb(m, space, shadow, random);
+                Disturb(m, space, shadow, random, shared);
+            if (shared && round == 10_000)
+            {
+                child = space.Fork()!;
+                m.Memory.Guest.SwitchAddressSpace(child.Tables.Cr3);
+                AssertReadsBack(new UserMemory(child), shadow); // the child maps every page: shmem pages now have two mappers
+                m.Memory.Guest.SwitchAddressSpace(space.Tables.Cr3);
+            }
         }
 
-        foreach (var (address, value) in shadow)
+        AssertReadsBack(user, shadow);
+        if (child is not null)
         {
-            Assert.True(user.TryReadUInt64(address, out ulong read));
-            Assert.Equal(value, read);
+            m.Memory.Guest.SwitchAddressSpace(child.Tables.Cr3);
+            AssertReadsBack(new UserMemory(child), shadow);
+            child.Destroy();
+            m.Memory.Guest.SwitchAddressSpace(space.Tables.Cr3);
         }
         var counters = m.Allocator.Counters;
         Assert.True(counters.SwapOut > 1000 && counters.SwapIn > 1000 && counters.PageMigrateSuccess > 5 && counters.CompactStall > 10,
@@ -65,11 +80,24 @@ public class GuestMemoryStressTests
         AssertFramesBalance(m.Allocator);
     }
 
-    /// <summary>What else happens to the guest's memory meanwhile: collapses (which compact), page-outs, discards, compaction.</summary>
-    static void Disturb(TestMachine m, AddressSpace space, Dictionary<ulong, ulong> shadow, Random random)
+    static void AssertReadsBack(UserMemory user, Dictionary<ulong, ulong> shadow)
+    {
+        foreach (var (address, value) in shadow)
+        {
+            Assert.True(user.TryReadUInt64(address, out ulong read));
+            Assert.Equal(value, read);
+        }
+    }
+
+    /// <summary>
+    /// What else happens to the guest's memory meanwhile: collapses (which compact), page-outs, discards,
+    /// compaction. Shared memory is not collapsed (a huge shmem folio is neither reclaimed nor split by
+    /// reclaim in the model, so collapses would fill the memcg), and DONTNEED keeps its data.
+    /// </summary>
+    static void Disturb(TestMachine m, AddressSpace space, Dictionary<ulong, ulong> shadow, Random random, bool shared)
     {
         ulong region = Base + (ulong)random.NextInt64((long)(RegionPages * Page / Huge)) * Huge;
-        switch (random.Next(4))
+        switch (random.Next(shared ? 1 : 0, 4))
         {
             case 0:
                 // A collapse needs a free 2 MiB block on a fragmented machine: it compacts. Paging the region
@@ -83,6 +111,8 @@ public class GuestMemoryStressTests
             case 2:
                 ulong start = region + (ulong)random.Next(500) * Page;
                 Assert.Null(Madvise.Apply(space, start, 8 * Page, MadviseAdvice.DontNeed, KernelAbi.Proposal).Error);
+                if (shared)
+                    break;
                 foreach (ulong key in shadow.Keys.Where(a => a >= start && a < start + 8 * Page).ToList())
                     shadow.Remove(key);
                 break;

@@ -307,6 +307,9 @@ public sealed class CollapseEngine
             state.OldPmd = mm.Tables.Read(pmdAddress);
             if (AddressSpace.IsHugeLeaf(state.OldPmd))
                 return CollapseResult.PmdMapped;
+            // For the observers' before/after view: the caller's PTEs over the region, if it has a table.
+            for (int i = 0; i < ThpSettings.PtesPerPmd && state.OldPmd.Raw != 0; i++)
+                state.OldPtes[i] = mm.Tables.Read(state.OldPmd.Address + (ulong)i * PagingConstants.EntrySize).Raw;
         }
         var cache = mm.Memory.PageCache;
         var frames = mm.Memory.Frames;
