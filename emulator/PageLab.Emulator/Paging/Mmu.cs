@@ -19,6 +19,10 @@ public sealed unsafe class Mmu
     readonly TlbLevelCounters[] levelCounters;
     readonly int[] fetchChain;
     readonly int[] dataChain;
+    // The same chains as pinned arrays of each level's probes, for the lookup to reach them without object loads.
+    readonly ChainLevel* fetchSearch;
+    readonly ChainLevel* dataSearch;
+    readonly ChainLevel[] searchStorage;
     // Indexed by PagingLevel of the cached entry: [2] PDE cache ... [5] PML5E cache.
     readonly PagingStructureCache[] structureCaches = new PagingStructureCache[6];
     readonly ulong[] codeFrames;
@@ -46,10 +50,19 @@ public sealed unsafe class Mmu
         public ulong Page;  // linear >> 12, NoPage when empty
         public byte* Host;  // host address of that 4 KiB page
         public ulong Frame; // its physical frame number, for code-frame write notification
+        public bool FirstLevel; // the lookup that filled this hit found the entry in the first level
         public TlbArray? Array;
         public int Index;
         public TlbLevelCounters? Counters;
         public int Size;
+    }
+
+    /// <summary>One level of a lookup chain: the level's index and its probes.</summary>
+    struct ChainLevel
+    {
+        public int Level;
+        public TlbProbe* Probes;
+        public int ProbeCount;
     }
 
     [InlineArray(3)]
@@ -82,6 +95,12 @@ public sealed unsafe class Mmu
         levels = tlb.Levels.Select((l, i) => new TlbLevel(l, tlb.Seed * 1000 + (ulong)i * 16)).ToArray();
         fetchChain = Chain(TlbLevelKind.Instruction);
         dataChain = Chain(TlbLevelKind.Data);
+        searchStorage = GC.AllocateArray<ChainLevel>(fetchChain.Length + dataChain.Length, pinned: true);
+        int n = 0;
+        foreach (int li in fetchChain.Concat(dataChain))
+            searchStorage[n++] = new ChainLevel { Level = li, Probes = levels[li].Probes, ProbeCount = levels[li].ProbeCount };
+        fetchSearch = (ChainLevel*)Unsafe.AsPointer(ref searchStorage[0]);
+        dataSearch = fetchSearch + fetchChain.Length;
         var psc = tlb.PagingStructureCaches;
         structureCaches[2] = new PagingStructureCache(PagingLevel.PageDirectory, psc.PdEntries);
         structureCaches[3] = new PagingStructureCache(PagingLevel.Pdpt, psc.PdptEntries);
@@ -258,7 +277,7 @@ public sealed unsafe class Mmu
     /// <summary>Remembers the first-level hit <see cref="Lookup"/> described, for pages inside one host chunk.</summary>
     void Remember(ref LastHit last, ulong linear, in TlbEntryData entry, ulong offset)
     {
-        if (last.Array is null || entry.HostBase == 0 || observer is not null) return;
+        if (!last.FirstLevel || entry.HostBase == 0 || observer is not null) return;
         last.Page = linear >> PagingConstants.PageBits;
         last.Host = (byte*)entry.HostBase + (offset & ~PagingConstants.PageMask);
         last.Frame = (entry.PhysicalBase + offset) >> PagingConstants.PageBits;
@@ -411,24 +430,27 @@ public sealed unsafe class Mmu
     {
         offsetMask = 0;
         hit.Page = LastHit.NoPage;
-        hit.Array = null;
+        hit.FirstLevel = false;
         if (!IsCanonical(linear))
         {
             Counters.GeneralProtectionFaults++;
             fault = new TranslationFault(TranslationFaultKind.GeneralProtection, linear, PageFaultErrorCode.None);
             return ref walked;
         }
-        int[] chain = kind == AccessKind.Fetch ? fetchChain : dataChain;
-        for (int i = 0; i < chain.Length; i++)
+        ChainLevel* chain = kind == AccessKind.Fetch ? fetchSearch : dataSearch;
+        int chainLength = kind == AccessKind.Fetch ? fetchChain.Length : dataChain.Length;
+        int searchedAndMissed = 0;
+        for (int i = 0; i < chainLength; i++)
         {
-            int li = chain[i];
-            var level = levels[li];
+            int li = chain[i].Level;
             var counters = levelCounters[li];
             counters.Lookups++;
-            if (level.Lookup(linear, pcid, out int array, out int index, out var size))
+            TlbProbe* probes = chain[i].Probes;
+            int probe = TlbLevel.Search(probes, chain[i].ProbeCount, linear, pcid, out int index);
+            if (probe >= 0)
             {
-                var tlbArray = level.Arrays[array];
-                ref readonly var entry = ref tlbArray.Data(index);
+                var size = probes[probe].Size;
+                ref readonly var entry = ref probes[probe].Data[index];
                 observer?.OnTlbLookup(li, linear, kind, true, size);
                 var error = CheckAccess(entry, kind);
                 if (error != PageFaultErrorCode.None)
@@ -446,33 +468,39 @@ public sealed unsafe class Mmu
                     break;
                 }
                 counters.HitsBySize[(int)size]++;
+                var tlbArray = levels[li].Arrays[probes[probe].Array];
                 tlbArray.Touch(index);
                 if (i == 0)
                 {
-                    hit.Array = tlbArray;
+                    hit.FirstLevel = true;
                     hit.Index = index;
-                    hit.Counters = counters;
                     hit.Size = (int)size;
+                    // Stores of references pay a GC write barrier: skip them when the same array and level hit again.
+                    if (hit.Array != tlbArray) hit.Array = tlbArray;
+                    if (hit.Counters != counters) hit.Counters = counters;
                 }
-                for (int j = 0; j < i; j++) FillLevel(chain[j], linear, size, entry);
+                for (int j = 0; j < i; j++) FillLevel(chain[j].Level, linear, size, entry, knownAbsent: true);
                 offsetMask = size.Bytes() - 1;
                 fault = TranslationFault.None;
                 return ref entry;
             }
             counters.Misses++;
             observer?.OnTlbLookup(li, linear, kind, false, default);
+            searchedAndMissed++;
         }
         fault = Walk(linear, kind, out walked, out var walkedSize, commit: true, out _);
         if (fault.IsFault) return ref walked;
-        foreach (int li in chain) FillLevel(li, linear, walkedSize, walked);
+        // Levels searched without a hit need no second search before the fill; a level whose entry lacked D (the
+        // dirty-bit walk) and the levels after it, never searched, do.
+        for (int i = 0; i < chainLength; i++) FillLevel(chain[i].Level, linear, walkedSize, walked, knownAbsent: i < searchedAndMissed);
         offsetMask = walkedSize.Bytes() - 1;
         return ref walked;
     }
 
-    void FillLevel(int level, ulong linear, PageSize size, TlbEntryData entry)
+    void FillLevel(int level, ulong linear, PageSize size, TlbEntryData entry, bool knownAbsent)
     {
         ForgetLastHits(); // the fill may evict a remembered entry
-        if (levels[level].Fill(linear, size, pcid, entry, hostAddressOf) is { } stored)
+        if (levels[level].Fill(linear, size, pcid, entry, hostAddressOf, knownAbsent) is { } stored)
             Counters.Levels[level].FillsBySize[(int)stored]++;
     }
 
