@@ -27,7 +27,9 @@ public sealed unsafe class Mmu
     readonly PagingStructureCache[] structureCaches = new PagingStructureCache[6];
     readonly ulong[] codeFrames;
     readonly Func<ulong, nint> hostAddressOf;
-    ulong reservedAlways;       // bits 51:MAXPHYADDR, and bit 63 without NXE
+    // Per level (x2: without / with PS) the entry bits that must be 0: bits 51:MAXPHYADDR, bit 63 without NXE, and
+    // the level's own. Recomputed when NXE changes.
+    readonly ulong[] reservedBits = new ulong[12];
     readonly ulong addressMask; // bits MAXPHYADDR-1:12
     AccessContext context;
     ushort pcid;
@@ -63,6 +65,13 @@ public sealed unsafe class Mmu
         public int Level;
         public TlbProbe* Probes;
         public int ProbeCount;
+    }
+
+    /// <summary>The rights accumulated down to each level of a walk, indexed by <see cref="PagingLevel"/>.</summary>
+    [InlineArray(6)]
+    struct RightsByLevel
+    {
+        TranslationAttributes first;
     }
 
     [InlineArray(3)]
@@ -224,20 +233,21 @@ public sealed unsafe class Mmu
 
     /// <summary>The access check of a TLB hit: the precomputed bit, and the full rules only for keys or a refusal.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    PageFaultErrorCode CheckAccess(in TlbEntryData entry, AccessKind kind)
+    PageFaultErrorCode CheckAccess(TranslationAttributes attributes, byte protectionKey, AccessKind kind)
     {
-        int rights = (int)entry.Attributes & 7;
-        if (((allowedAccesses >> ((int)kind * 8 + rights)) & 1) != 0 && !(protectionKeysOn && (entry.Attributes & TranslationAttributes.User) != 0))
+        int rights = (int)attributes & 7;
+        if (((allowedAccesses >> ((int)kind * 8 + rights)) & 1) != 0 && !(protectionKeysOn && (attributes & TranslationAttributes.User) != 0))
             return PageFaultErrorCode.None;
-        return AccessRights.Check(entry.Attributes, entry.ProtectionKey, kind, context);
+        return AccessRights.Check(attributes, protectionKey, kind, context);
     }
 
     void ApplyFlags(ControlFlags value)
     {
         SetContext(context with { Flags = value });
         pcid = (value & ControlFlags.PcidEnable) != 0 ? (ushort)(Cr3 & PcidMask) : (ushort)0;
-        reservedAlways = PageTableEntry.AddressMask52 & ~((1UL << MaxPhysicalAddressBits) - 1);
+        ulong reservedAlways = PageTableEntry.AddressMask52 & ~((1UL << MaxPhysicalAddressBits) - 1);
         if ((value & ControlFlags.NoExecuteEnable) == 0) reservedAlways |= PageTableEntry.ExecuteDisableBit;
+        ComputeReservedBits(reservedAlways);
     }
 
     /// <summary>True when <paramref name="linear"/> is canonical for the current paging mode (48 or 57 bits).</summary>
@@ -452,7 +462,7 @@ public sealed unsafe class Mmu
                 var size = probes[probe].Size;
                 ref readonly var entry = ref probes[probe].Data[index];
                 observer?.OnTlbLookup(li, linear, kind, true, size);
-                var error = CheckAccess(entry, kind);
+                var error = CheckAccess(entry.Attributes, entry.ProtectionKey, kind);
                 if (error != PageFaultErrorCode.None)
                 {
                     counters.HitsBySize[(int)size]++;
@@ -543,7 +553,7 @@ public sealed unsafe class Mmu
             }
         }
         record.StartLevel = level;
-        Span<TranslationAttributes> rightsAfter = stackalloc TranslationAttributes[6];
+        var rightsAfter = new RightsByLevel(); // a fixed buffer, not stackalloc: a method with stackalloc is never re-jitted with profile data
         var baseError = AccessRights.BaseErrorCode(kind, context);
         while (true)
         {
@@ -582,8 +592,8 @@ public sealed unsafe class Mmu
         }
 
         var leafStep = record.Steps[record.StepCount - 1];
-        int key = (context.Flags & ControlFlags.ProtectionKeys) != 0 ? leafStep.Entry.ProtectionKey : 0;
-        var error = AccessRights.Check(rights, key, kind, context);
+        int key = protectionKeysOn ? leafStep.Entry.ProtectionKey : 0;
+        var error = CheckAccess(rights, (byte)key, kind);
         if (error != PageFaultErrorCode.None)
             return FaultWalk(ref record, error, commit);
 
@@ -601,12 +611,13 @@ public sealed unsafe class Mmu
                 if (wanted != (step.Entry.Raw | PageTableEntry.AccessedBit)) Counters.DirtyBitsSet++;
                 Memory.TryWrite64(step.EntryAddress, wanted);
             }
-            // Cache the non-leaf entries just used (all now have A = 1, as the SDM requires of cached entries).
+            // Cache the non-leaf entries just used (all now have A = 1, as the SDM requires of cached entries). The walk
+            // started below the first cache that hit, and every cache below that one was searched and missed.
             for (int i = 0; i < record.StepCount - 1; i++)
             {
                 var step = record.Steps[i];
                 if ((int)step.Level >= 2)
-                    structureCaches[(int)step.Level].Insert(linear, pcid, step.Entry.Address & addressMask, rightsAfter[(int)step.Level]);
+                    structureCaches[(int)step.Level].InsertAbsent(linear, pcid, step.Entry.Address & addressMask, rightsAfter[(int)step.Level]);
             }
             Counters.WalksBySize[(int)size]++;
         }
@@ -640,13 +651,23 @@ public sealed unsafe class Mmu
     }
 
     /// <summary>Bits that must be 0 in an entry at <paramref name="level"/> (SDM 4.5, tables 4-15..4-20).</summary>
-    ulong ReservedBits(PagingLevel level, bool pageSize)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    ulong ReservedBits(PagingLevel level, bool pageSize) => reservedBits[(int)level * 2 + (pageSize ? 1 : 0)];
+
+    /// <summary>Fills <see cref="reservedBits"/> for the current MAXPHYADDR and NXE.</summary>
+    void ComputeReservedBits(ulong reservedAlways)
     {
-        ulong reserved = reservedAlways;
-        if (level >= PagingLevel.Pml4) reserved |= PageTableEntry.PageSizeBit;
-        else if (pageSize && level == PagingLevel.Pdpt) reserved |= ((1UL << PagingConstants.HugePageBits) - 1) & ~((1UL << 13) - 1);
-        else if (pageSize && level == PagingLevel.PageDirectory) reserved |= ((1UL << PagingConstants.LargePageBits) - 1) & ~((1UL << 13) - 1);
-        return reserved;
+        for (var level = PagingLevel.PageTable; level <= PagingLevel.Pml5; level++)
+        {
+            for (int pageSize = 0; pageSize < 2; pageSize++)
+            {
+                ulong reserved = reservedAlways;
+                if (level >= PagingLevel.Pml4) reserved |= PageTableEntry.PageSizeBit;
+                else if (pageSize == 1 && level == PagingLevel.Pdpt) reserved |= ((1UL << PagingConstants.HugePageBits) - 1) & ~((1UL << 13) - 1);
+                else if (pageSize == 1 && level == PagingLevel.PageDirectory) reserved |= ((1UL << PagingConstants.LargePageBits) - 1) & ~((1UL << 13) - 1);
+                reservedBits[(int)level * 2 + pageSize] = reserved;
+            }
+        }
     }
 
     /// <summary>

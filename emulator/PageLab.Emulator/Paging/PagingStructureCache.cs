@@ -95,17 +95,13 @@ internal sealed class PagingStructureCache
         return true;
     }
 
-    public void Insert(ulong linear, ushort pcid, ulong nextTable, TranslationAttributes rights)
+    /// <summary>Caches an entry the caller knows is not cached (its <see cref="TryGet"/> just missed): no search.</summary>
+    public void InsertAbsent(ulong linear, ushort pcid, ulong nextTable, TranslationAttributes rights)
     {
         if (Capacity == 0) return;
-        ulong key = KeyFor(linear, pcid);
-        int entry = Find(key);
-        if (entry < 0)
-        {
-            // An empty entry if there is one, else the least recently used.
-            entry = freeCount > 0 ? free[--freeCount] : oldest;
-            keys[entry] = key;
-        }
+        // An empty entry if there is one, else the least recently used.
+        int entry = freeCount > 0 ? free[--freeCount] : oldest;
+        keys[entry] = KeyFor(linear, pcid);
         nextTables[entry] = nextTable;
         attributes[entry] = rights;
         MakeNewest(entry);

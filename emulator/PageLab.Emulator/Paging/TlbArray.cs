@@ -31,6 +31,8 @@ internal sealed unsafe class TlbArray
     readonly ulong[] tags;
     readonly TlbEntryData[] data;
     readonly int[] validBySize;
+    readonly ulong[] validWays;     // per set, two words: bit per way holding a valid entry
+    readonly ulong[] waysMask = new ulong[2]; // the bits of the real ways in those two words
     readonly ulong[] lastUse;       // LRU: the array's use counter when each way was last touched; padding ways ulong.MaxValue
     readonly ulong[] plruBits;      // tree-PLRU: two words of node bits per set
     readonly ulong[] plruTouchSet;  // tree-PLRU: per way, two words each: the node bits a touch of that way sets...
@@ -58,6 +60,9 @@ internal sealed unsafe class TlbArray
         tags = GC.AllocateArray<ulong>(config.Sets * stride, pinned: true);
         data = GC.AllocateArray<TlbEntryData>(config.Sets * stride, pinned: true);
         validBySize = GC.AllocateArray<int>(3, pinned: true);
+        validWays = new ulong[config.Sets * 2];
+        waysMask[0] = Ways >= 64 ? ulong.MaxValue : (1UL << Ways) - 1;
+        waysMask[1] = Ways <= 64 ? 0 : Ways == 128 ? ulong.MaxValue : (1UL << (Ways - 64)) - 1;
         lastUse = new ulong[config.Sets * stride];
         for (int i = 0; i < lastUse.Length; i++)
             if ((i & (stride - 1)) >= Ways) lastUse[i] = ulong.MaxValue; // never the least recently used
@@ -121,22 +126,25 @@ internal sealed unsafe class TlbArray
         ulong old = tags[index];
         if (old != 0) validBySize[(int)TlbTag.SizeOf(old)]--;
         validBySize[(int)size]++;
+        ValidWayWord(index) |= ValidWayBit(index);
         tags[index] = TlbTag.For(linear, size) | (isGlobal ? TlbTag.GlobalBit : TlbTag.Pcid(pcid));
         data[index] = entry;
         Touch(index);
     }
 
+    /// <summary>The word of <see cref="validWays"/> holding the entry's bit, and the bit: way w of a set is bit w % 64 of word w / 64.</summary>
+    ref ulong ValidWayWord(int index) => ref validWays[(index >> strideBits) * 2 + ((index & (stride - 1)) >> 6)];
+
+    ulong ValidWayBit(int index) => 1UL << (index & (stride - 1) & 63);
+
     /// <summary>The way to replace in the set at <paramref name="start"/>: the first empty way, else the policy's choice.</summary>
     int Victim(int start)
     {
-        ulong* set = (ulong*)Unsafe.AsPointer(ref tags[start]);
-        for (int block = 0; block < Ways; block += TlbProbe.BlockWays)
-        {
-            ulong empty = TlbProbe.BlockMatches(set + block, Math.Min(stride, TlbProbe.BlockWays), 0, 0);
-            int ways = Math.Min(Ways - block, TlbProbe.BlockWays);
-            if (ways < TlbProbe.BlockWays) empty &= (1UL << ways) - 1; // padding ways are empty too, and never used
-            if (empty != 0) return block + BitOperations.TrailingZeroCount(empty);
-        }
+        int set = start >> strideBits;
+        ulong empty = ~validWays[set * 2] & waysMask[0];
+        if (empty != 0) return BitOperations.TrailingZeroCount(empty);
+        empty = ~validWays[set * 2 + 1] & waysMask[1];
+        if (empty != 0) return 64 + BitOperations.TrailingZeroCount(empty);
         switch (replacement)
         {
             case TlbReplacement.Lru:
@@ -198,15 +206,18 @@ internal sealed unsafe class TlbArray
 
     int PlruVictim(int set)
     {
-        int node = 0, low = 0, span = plruLeaves;
-        while (span > 1)
+        // Branch-free descent: which way each node points is as good as random, so a branch on it would mispredict.
+        // Up to 64 leaves every node bit lies in the set's first word.
+        ulong low64 = plruBits[set * 2], high64 = plruBits[set * 2 + 1];
+        int node = 0, way = 0;
+        for (int span = plruLeaves >> 1; span > 0; span >>= 1)
         {
-            span >>= 1;
-            bool right = (plruBits[set * 2 + (node >> 6)] & (1UL << node)) != 0;
-            if (right) low += span;
-            node = 2 * node + (right ? 2 : 1);
+            ulong word = node < 64 ? low64 : high64;
+            int right = (int)(word >> node) & 1;
+            way += span & -right;
+            node = 2 * node + 1 + right;
         }
-        return Math.Min(low, Ways - 1); // leaves beyond the real ways fold onto the last way
+        return Math.Min(way, Ways - 1); // leaves beyond the real ways fold onto the last way
     }
 
     /// <summary>
@@ -247,6 +258,7 @@ internal sealed unsafe class TlbArray
     void Drop(int index)
     {
         validBySize[(int)TlbTag.SizeOf(tags[index])]--;
+        ValidWayWord(index) &= ~ValidWayBit(index);
         tags[index] = 0;
     }
 
