@@ -507,7 +507,7 @@ public sealed unsafe class Mmu
         return ref walked;
     }
 
-    void FillLevel(int level, ulong linear, PageSize size, TlbEntryData entry, bool knownAbsent)
+    void FillLevel(int level, ulong linear, PageSize size, in TlbEntryData entry, bool knownAbsent)
     {
         ForgetLastHits(); // the fill may evict a remembered entry
         if (levels[level].Fill(linear, size, pcid, entry, hostAddressOf, knownAbsent) is { } stored)

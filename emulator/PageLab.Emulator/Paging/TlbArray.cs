@@ -32,7 +32,7 @@ internal sealed unsafe class TlbArray
     readonly TlbEntryData[] data;
     readonly int[] validBySize;
     readonly ulong[] validWays;     // per set, two words: bit per way holding a valid entry
-    readonly ulong[] waysMask = new ulong[2]; // the bits of the real ways in those two words
+    readonly ulong waysMaskLow, waysMaskHigh; // the bits of the real ways in those two words
     readonly ulong[] lastUse;       // LRU: the array's use counter when each way was last touched; padding ways ulong.MaxValue
     readonly ulong[] plruBits;      // tree-PLRU: two words of node bits per set
     readonly ulong[] plruTouchSet;  // tree-PLRU: per way, two words each: the node bits a touch of that way sets...
@@ -61,8 +61,8 @@ internal sealed unsafe class TlbArray
         data = GC.AllocateArray<TlbEntryData>(config.Sets * stride, pinned: true);
         validBySize = GC.AllocateArray<int>(3, pinned: true);
         validWays = new ulong[config.Sets * 2];
-        waysMask[0] = Ways >= 64 ? ulong.MaxValue : (1UL << Ways) - 1;
-        waysMask[1] = Ways <= 64 ? 0 : Ways == 128 ? ulong.MaxValue : (1UL << (Ways - 64)) - 1;
+        waysMaskLow = Ways >= 64 ? ulong.MaxValue : (1UL << Ways) - 1;
+        waysMaskHigh = Ways <= 64 ? 0 : Ways == 128 ? ulong.MaxValue : (1UL << (Ways - 64)) - 1;
         lastUse = new ulong[config.Sets * stride];
         for (int i = 0; i < lastUse.Length; i++)
             if ((i & (stride - 1)) >= Ways) lastUse[i] = ulong.MaxValue; // never the least recently used
@@ -141,9 +141,9 @@ internal sealed unsafe class TlbArray
     int Victim(int start)
     {
         int set = start >> strideBits;
-        ulong empty = ~validWays[set * 2] & waysMask[0];
+        ulong empty = ~validWays[set * 2] & waysMaskLow;
         if (empty != 0) return BitOperations.TrailingZeroCount(empty);
-        empty = ~validWays[set * 2 + 1] & waysMask[1];
+        empty = ~validWays[set * 2 + 1] & waysMaskHigh;
         if (empty != 0) return 64 + BitOperations.TrailingZeroCount(empty);
         switch (replacement)
         {

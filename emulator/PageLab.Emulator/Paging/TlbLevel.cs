@@ -74,17 +74,20 @@ internal sealed unsafe class TlbLevel
     /// Caches a translation of <paramref name="size"/>; returns the size stored, or null when this level holds no suitable
     /// size. <paramref name="knownAbsent"/>: this level's <see cref="Lookup"/> just missed the address.
     /// </summary>
-    public PageSize? Fill(ulong linear, PageSize size, ushort pcid, TlbEntryData entry, Func<ulong, nint> hostAddress, bool knownAbsent)
+    public PageSize? Fill(ulong linear, PageSize size, ushort pcid, in TlbEntryData entry, Func<ulong, nint> hostAddress, bool knownAbsent)
     {
         var (array, stored) = placement[(int)size];
         if (array < 0) return null;
-        if (stored != size)
+        if (stored == size)
         {
-            ulong offset = linear & (size.Bytes() - 1) & ~(stored.Bytes() - 1);
-            entry.PhysicalBase += offset;
-            entry.HostBase = hostAddress(entry.PhysicalBase);
+            Arrays[array].Insert(linear, stored, pcid, entry, knownAbsent);
+            return stored;
         }
-        Arrays[array].Insert(linear, stored, pcid, entry, knownAbsent);
+        // Fractured: the entry holds the piece of the page that contains the address.
+        var piece = entry;
+        piece.PhysicalBase += linear & (size.Bytes() - 1) & ~(stored.Bytes() - 1);
+        piece.HostBase = hostAddress(piece.PhysicalBase);
+        Arrays[array].Insert(linear, stored, pcid, piece, knownAbsent);
         return stored;
     }
 
