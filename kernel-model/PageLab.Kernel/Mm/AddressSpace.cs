@@ -15,7 +15,7 @@ public enum FaultOutcome : byte
     AnonymousZeroFilled,
     /// <summary>Write to an untouched 2 MiB region eligible for THP: a zeroed huge page was mapped by the PMD.</summary>
     HugePageAllocated,
-    /// <summary>A discarded page of shared anonymous memory was mapped again (its contents kept).</summary>
+    /// <summary>A page of a shmem object (MAP_SHARED|MAP_ANONYMOUS) was mapped: found in the object, zero-filled, or read back from swap.</summary>
     SharedPageMapped,
     /// <summary>Read of a file-backed page: the page-cache frame was mapped read-only.</summary>
     FilePageMapped,
@@ -189,11 +189,14 @@ public sealed partial class AddressSpace
 
     /// <summary>
     /// Creates a mapping at [start, end) (both page-aligned), replacing whatever was there as MAP_FIXED
-    /// does, and merges it with compatible neighbours.
+    /// does, and merges it with compatible neighbours. A shared mapping without a file gets a new shmem
+    /// object of its size, mapped from offset 0 (shmem_zero_setup; do_mmap ignores the offset there).
     /// </summary>
     public Vma Map(ulong start, ulong end, Protection protection, VmaFlags flags, IMappableFile? file, long fileOffset)
     {
         Unmap(start, end);
+        if (file is null && (flags & VmaFlags.Shared) != 0)
+            (file, fileOffset) = (new ShmemFile((long)(end - start)), 0);
         var vma = new Vma(start, end, protection, flags, file, file is null ? 0 : fileOffset);
         int index = FindIndex(start);
         vmas.Insert(index, vma);
@@ -273,9 +276,11 @@ public sealed partial class AddressSpace
             last++;
         if (last == first)
             return;
+        var removed = vmas.GetRange(first, last - first);
         vmas.RemoveRange(first, last - first);
         ZapPages(start, end);
-        ReleaseRetainedSharedPages(start, end);
+        foreach (var shmem in removed.Select(vma => vma.File).OfType<ShmemFile>().Distinct())
+            memory.PageCache.ReleaseIfUnmapped(shmem);
     }
 
     /// <summary>
@@ -299,21 +304,39 @@ public sealed partial class AddressSpace
             }
             if (pte.IsPresent)
                 flush.Add(linear);
-            ReleaseMappedFrame(pte.FrameNumber);
+            ReleaseMappedFrame(pte.FrameNumber, flush.UnmappedFolios ??= []);
         });
         Flush(flush);
     }
 
-    internal void ReleaseMappedFrame(ulong frameNumber)
+    /// <summary>
+    /// Drops one PTE mapping of a frame (folio_remove_rmap_pte + folio_put). A large folio's page is
+    /// unmapped alone while the folio lives on; whether the folio is left partly mapped (and queues for
+    /// a deferred split) is judged once the whole batch is done, by the caller for the folios collected
+    /// in <paramref name="unmappedFolios"/> when given (a zap removes a whole folio's PTEs together, as
+    /// zap_present_ptes batches them), else now.
+    /// </summary>
+    internal void ReleaseMappedFrame(ulong frameNumber, HashSet<ulong>? unmappedFolios = null)
     {
         if (frameNumber == memory.ZeroFrame)
             return;
         ref var page = ref memory.Page(frameNumber);
+        ulong head = memory.FolioOf(frameNumber);
+        ResidentPages--;
+        if (head != frameNumber || page.Order > 0)
+        {
+            page.MapCount--;
+            if (unmappedFolios is not null)
+                unmappedFolios.Add(head);
+            else
+                memory.CheckPartlyMapped(head);
+            memory.Release(head);
+            return;
+        }
         // A frame still mapped by a forked relative stops being ours: unowned, compaction and reclaim
         // leave it alone until the remaining mapper writes to it and adopts it (see FaultWriteProtected).
         if (--page.MapCount > 0 && page.Use == FrameUse.Anonymous && page.Owner == OwnerId)
             memory.Frames.SetOwner(frameNumber, 0, 0);
-        ResidentPages--;
         memory.Release(frameNumber);
     }
 
@@ -441,6 +464,8 @@ public sealed partial class AddressSpace
 
         if (vma.IsAnonymous && HandleHugePmdFault(vma, address, access) is { } hugeOutcome)
             return hugeOutcome;
+        if (vma.IsShmem && FaultShmemHuge(vma, address, access) is { } shmemOutcome)
+            return shmemOutcome;
 
         ulong page = address & ~PagingConstants.PageMask;
         if (!Tables.TryGetPteAddress(page, allocate: true, out ulong pteAddress))
@@ -457,9 +482,10 @@ public sealed partial class AddressSpace
 
     FaultOutcome FaultMissingPage(Vma vma, ulong page, ulong pteAddress, AccessKind access)
     {
-        if (MapRetainedSharedPage(vma, page, pteAddress) is { } retained)
-            return retained;
         bool write = access == AccessKind.Write;
+        // A shared mapping maps the cached page itself, writable if the VMA is (no write-notify: shmem
+        // needs no dirty tracking); a private one maps it read-only and copies it on write.
+        bool shared = (vma.Flags & VmaFlags.Shared) != 0;
         ulong frame;
         FaultOutcome outcome;
         if (vma.File is null)
@@ -480,7 +506,7 @@ public sealed partial class AddressSpace
                 return FaultOutcome.BusError;
             if (!memory.PageCache.TryGetFrame(vma.File, offset >> PagingConstants.PageBits, out ulong cached, CostSink))
                 return FaultOutcome.OutOfMemory;
-            if (write)
+            if (write && !shared)
             {
                 if (!TryCopyPage(cached, out frame))
                     return FaultOutcome.OutOfMemory;
@@ -490,31 +516,39 @@ public sealed partial class AddressSpace
             {
                 frame = cached;
                 memory.Page(frame).RefCount++;
-                outcome = FaultOutcome.FilePageMapped;
+                outcome = vma.IsShmem ? FaultOutcome.SharedPageMapped : FaultOutcome.FilePageMapped;
             }
         }
         memory.Page(frame).MapCount++;
         ResidentPages++;
-        if (outcome != FaultOutcome.FilePageMapped)
+        if (outcome is FaultOutcome.AnonymousZeroFilled or FaultOutcome.CopiedOnWrite)
             AdoptAnonymous(frame, page);
-        Tables.Write(pteAddress, LeafEntry(frame, vma, write));
+        var pte = LeafEntry(frame, vma, write);
+        if (shared && (vma.Protection & Protection.Write) != 0)
+            pte = pte.With(PageTableEntry.WritableBit); // writable but clean until written, as do_read_fault maps it
+        Tables.Write(pteAddress, pte);
+        if (outcome == FaultOutcome.SharedPageMapped && !write)
+            FaultAround(vma, page);
         return outcome;
     }
 
     FaultOutcome FaultWriteProtected(Vma vma, ulong page, ulong pteAddress, PageTableEntry pte)
     {
-        ulong old = pte.FrameNumber;
-        if (old != memory.ZeroFrame)
+        // wp_page_shared: a shared mapping made writable again (mprotect) writes to the same page.
+        if ((vma.Flags & VmaFlags.Shared) != 0)
         {
-            ref var info = ref memory.Page(old);
-            if (info.Use == FrameUse.Anonymous && info.RefCount == 1 && info.MapCount == 1)
-            {
-                // wp_page_reuse: adding permission needs no flush; a stale read-only entry just faults again.
-                // The frame may have been shared with a forked relative that let it go: it is ours now.
-                memory.Frames.SetOwner(old, OwnerId, page >> PagingConstants.PageBits);
-                Tables.Write(pteAddress, pte.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
-                return FaultOutcome.WriteReused;
-            }
+            Tables.Write(pteAddress, pte.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
+            return FaultOutcome.WriteReused;
+        }
+        ulong old = pte.FrameNumber;
+        if (old != memory.ZeroFrame && CanReuseAnonymous(old, page))
+        {
+            // wp_page_reuse: adding permission needs no flush; a stale read-only entry just faults again.
+            // The frame may have been shared with a forked relative that let it go: it is ours now.
+            ulong head = memory.FolioOf(old);
+            memory.Frames.SetOwner(head, OwnerId, (page >> PagingConstants.PageBits) - (old - head));
+            Tables.Write(pteAddress, pte.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
+            return FaultOutcome.WriteReused;
         }
         ulong frame;
         bool allocated = old == memory.ZeroFrame
@@ -534,13 +568,54 @@ public sealed partial class AddressSpace
     }
 
     /// <summary>
+    /// May a write fault make the read-only PTE of anonymous <paramref name="frame"/> at
+    /// <paramref name="page"/> writable instead of copying (wp_can_reuse_anon_folio)? An order-0 page: when
+    /// this PTE is its only mapping and reference. A page of a large folio (a THP whose PMD was split):
+    /// when every mapping of the folio is a PTE of this address space in the same 2 MiB table, there is
+    /// more than one, and no reference beyond them is held (__wp_can_reuse_large_anon_folio: a folio
+    /// with a single page left mapped is rather copied out and freed).
+    /// </summary>
+    bool CanReuseAnonymous(ulong frame, ulong page)
+    {
+        ref var info = ref memory.Page(frame);
+        if (info.Use != FrameUse.Anonymous)
+            return false;
+        ulong head = memory.FolioOf(frame);
+        if (head == frame && info.Order == 0)
+            return info.RefCount == 1 && info.MapCount == 1;
+        int mappings = memory.FolioMapCount(head);
+        return mappings > 1 && memory.Page(head).RefCount == mappings && MapsFolioAlone(head, page);
+    }
+
+    /// <summary>
+    /// Is every mapping of the large folio at <paramref name="head"/> a PTE of this address space in the
+    /// 2 MiB page table holding <paramref name="linear"/> (so no other process, nor a PMD, maps any of it)?
+    /// </summary>
+    bool MapsFolioAlone(ulong head, ulong linear)
+    {
+        ref var folio = ref memory.Page(head);
+        if (folio.EntireMapCount != 0)
+            return false;
+        ulong end = head + (1UL << folio.Order);
+        ulong region = linear & ~PagingConstants.LargePageMask;
+        int ours = 0;
+        Tables.VisitPtes(region, region + PagingConstants.LargePageSize, (_, pteAddress) =>
+        {
+            var entry = Tables.Read(pteAddress);
+            if (MapsFrame(entry) && entry.FrameNumber >= head && entry.FrameNumber < end)
+                ours++;
+        });
+        return ours == memory.FolioMapCount(head);
+    }
+
+    /// <summary>
     /// Allocates a private anonymous copy of <paramref name="source"/>, holding a reference on the
-    /// source meanwhile (get_page): reclaim and compaction refuse a page with references beyond its
-    /// mappings, so the source can neither move nor go while the allocation reclaims or compacts.
+    /// source's folio meanwhile (get_page): reclaim and compaction refuse a page with references beyond
+    /// its mappings, so the source can neither move nor go while the allocation reclaims or compacts.
     /// </summary>
     bool TryCopyPage(ulong source, out ulong frame)
     {
-        memory.Page(source).RefCount++;
+        memory.GetFolio(source);
         bool allocated = memory.TryAllocateCopy(source, FrameUse.Anonymous, out frame, CostSink);
         memory.Release(source);
         return allocated;
@@ -609,10 +684,7 @@ public sealed partial class AddressSpace
     void AppendMapsLine(StringBuilder text, Vma vma)
     {
         int lineStart = text.Length;
-        // Linux backs MAP_SHARED|MAP_ANONYMOUS with an unlinked shmem file named after /dev/zero.
-        // (The model keeps no shmem inode numbers: the device is shmem's 00:01, the inode column 0.)
-        bool sharedAnonymous = vma.File is null && (vma.Flags & VmaFlags.Shared) != 0;
-        var (device, inode) = vma.File?.Identity ?? (sharedAnonymous ? 1UL : 0UL, 0UL);
+        var (device, inode) = vma.File?.Identity ?? (0UL, 0UL);
         text.Append($"{vma.Start:x8}-{vma.End:x8} ");
         text.Append((vma.Protection & Protection.Read) != 0 ? 'r' : '-');
         text.Append((vma.Protection & Protection.Write) != 0 ? 'w' : '-');
@@ -620,7 +692,6 @@ public sealed partial class AddressSpace
         text.Append((vma.Flags & VmaFlags.Shared) != 0 ? 's' : 'p');
         text.Append($" {(vma.File is null ? 0 : vma.FileOffset):x8} {DeviceMajor(device):x2}:{DeviceMinor(device):x2} {inode} ");
         string? name = vma.File?.Path
-            ?? (sharedAnonymous ? "/dev/zero (deleted)" : null)
             ?? (vma.Start <= Brk && vma.End >= StartBrk && StartBrk != 0 ? "[heap]"
             : vma.Start <= StartStack && vma.End >= StartStack ? "[stack]" : null);
         if (name is not null)
@@ -647,6 +718,9 @@ public sealed partial class AddressSpace
         public ulong Start = ulong.MaxValue;
         public ulong End;
 
+        /// <summary>Large folios that lost PTE mappings in the batch: checked for a deferred split at the flush.</summary>
+        public HashSet<ulong>? UnmappedFolios;
+
         public void Add(ulong linear)
         {
             Start = Math.Min(Start, linear);
@@ -663,6 +737,8 @@ public sealed partial class AddressSpace
 
     void Flush(FlushGather gather)
     {
+        foreach (ulong head in gather.UnmappedFolios ?? [])
+            memory.CheckPartlyMapped(head);
         if (gather.End == 0)
             return;
         ulong pages = (gather.End - gather.Start) >> PagingConstants.PageBits;

@@ -9,7 +9,7 @@ namespace PageLab.Kernel.Mm;
 /// page descriptors are the only per-frame metadata), the memory cgroup of the guest's processes,
 /// the shared zero page and the page cache. Address spaces draw from it.
 /// </summary>
-public sealed class KernelMemory
+public sealed partial class KernelMemory
 {
     readonly List<AddressSpace> addressSpaces = [];
 
@@ -25,6 +25,7 @@ public sealed class KernelMemory
             throw new InvalidOperationException("no frame for the zero page: physical memory is exhausted before the first process");
         ZeroFrame = zero;
         PageCache = new PageCache(this);
+        frames.Shrinker = ShrinkDeferredSplit;
     }
 
     public PhysicalMemory Physical { get; }
@@ -71,8 +72,8 @@ public sealed class KernelMemory
         return true;
     }
 
-    /// <summary>User memory (anonymous and page cache) is charged to the memcg.</summary>
-    static bool IsCharged(FrameUse use) => use is FrameUse.Anonymous or FrameUse.PageCache;
+    /// <summary>User memory (anonymous, page cache, shmem) is charged to the memcg.</summary>
+    static bool IsCharged(FrameUse use) => use is FrameUse.Anonymous or FrameUse.PageCache or FrameUse.Shmem;
 
     /// <summary>Allocates one frame (contents undefined) and charges it to the memcg if it holds user memory.</summary>
     internal bool TryAllocateCharged(FrameUse use, ICostSink? cost, out ulong frameNumber)
@@ -102,13 +103,14 @@ public sealed class KernelMemory
     public int NodeOf(ulong frameNumber) => Frames[frameNumber].Node;
 
     /// <summary>
-    /// Allocates a block of 2^order frames for user memory (a THP) at the given effort. <paramref name="stallNanoseconds"/>
-    /// is the modeled time spent in direct reclaim/compaction to get it. The block is not charged yet.
+    /// Allocates a block of 2^order frames for user memory (a THP: <see cref="FrameUse.Anonymous"/> or
+    /// <see cref="FrameUse.Shmem"/>) at the given effort. <paramref name="stallNanoseconds"/> is the modeled
+    /// time spent in direct reclaim/compaction to get it. The block is not charged yet.
     /// </summary>
-    public bool TryAllocateBlock(int order, int node, AllocationEffort effort, out ulong frameNumber, out ulong stallNanoseconds)
+    public bool TryAllocateBlock(int order, int node, AllocationEffort effort, FrameUse use, out ulong frameNumber, out ulong stallNanoseconds)
     {
         var stall = new CostLedger();
-        bool allocated = Frames.TryAllocate(order, FrameUse.Anonymous, effort, node, stall, out frameNumber);
+        bool allocated = Frames.TryAllocate(order, use, effort, node, stall, out frameNumber);
         stallNanoseconds = stall.TotalNs;
         return allocated;
     }
@@ -142,10 +144,18 @@ public sealed class KernelMemory
     public Span<byte> FrameSpan(ulong frameNumber) =>
         Physical.Span(frameNumber << PagingConstants.PageBits, (int)PagingConstants.PageSize);
 
-    /// <summary>Drops a reference; the frame returns to the allocator (and is uncharged) when the last one goes.</summary>
+    /// <summary>
+    /// Drops a reference to the frame's folio (folio_put: a subpage's reference is its large folio's); the
+    /// folio returns to the allocator (and is uncharged) when the last one goes.
+    /// </summary>
     public void Release(ulong frameNumber)
     {
-        if (--Frames[frameNumber].RefCount == 0)
-            Frames.Free(frameNumber, 0);
+        ulong head = Frames.HeadOf(frameNumber);
+        ref var folio = ref Frames[head];
+        if (--folio.RefCount != 0)
+            return;
+        if (folio.Order > 0)
+            ForgetDeferredSplit(head);
+        Frames.Free(head, folio.Order);
     }
 }

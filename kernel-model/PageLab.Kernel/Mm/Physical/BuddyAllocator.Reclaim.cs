@@ -3,7 +3,16 @@ namespace PageLab.Kernel.Mm.Physical;
 public sealed partial class BuddyAllocator
 {
     /// <summary>
-    /// Direct reclaim (shrink_node, simplified): frees up to <paramref name="target"/> pages, oldest
+    /// The kernel's shrinkers that direct reclaim runs (in PageLab: the THP deferred split queue):
+    /// given the cgroup being reclaimed (null for all) and the frames wanted, frees what it can and
+    /// returns how many frames it freed.
+    /// </summary>
+    public Func<MemoryCgroup?, ulong, ulong>? Shrinker { get; set; }
+
+    /// <summary>
+    /// Direct reclaim (shrink_node, simplified): runs the <see cref="Shrinker"/> first (Linux runs
+    /// shrink_slab after the LRU lists in each pass; splitting partly unmapped THPs frees memory without
+    /// any I/O, so the model takes it first), then frees up to <paramref name="target"/> pages, oldest
     /// first, from the file LRU (clean page cache is dropped; dirty pages would need writeback and are
     /// skipped) and only then, if that was not enough and a swap device has room, from the anonymous
     /// LRU (written to swap). Linux balances the two lists by swappiness and the referenced bits; PageLab
@@ -18,7 +27,7 @@ public sealed partial class BuddyAllocator
     /// <returns>Pages freed.</returns>
     public ulong Reclaim(int? nodeId, ulong target, MemoryCgroup? cgroup, ICostSink? cost)
     {
-        ulong reclaimed = 0;
+        ulong reclaimed = Shrinker?.Invoke(cgroup, target) ?? 0;
         foreach (int lru in (ReadOnlySpan<int>)[NumaNode.FileLru, NumaNode.AnonLru])
         {
             for (int i = 0; i < nodes.Length && reclaimed < target; i++)

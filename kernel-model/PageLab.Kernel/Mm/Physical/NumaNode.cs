@@ -51,6 +51,9 @@ public sealed class NumaNode
     /// <summary>Free blocks of exactly <paramref name="order"/>, all types (buddyinfo's numbers).</summary>
     public ulong FreeBlocks(int order) => FreeBlocks(order, MigrateType.Unmovable) + FreeBlocks(order, MigrateType.Movable);
 
-    /// <summary>Pages on the anonymous and file LRU lists.</summary>
-    public ulong LruPages(FrameUse use) => Lru[use == FrameUse.Anonymous ? AnonLru : FileLru].Count;
+    /// <summary>Pages on the LRU list that frames of <paramref name="use"/> join (anonymous or file).</summary>
+    public ulong LruPages(FrameUse use) => Lru[LruOf(use)].Count;
+
+    /// <summary>The LRU list of a frame: swap-backed pages (anonymous, shmem) on the anonymous one, as Linux's folio_is_file_lru.</summary>
+    internal static int LruOf(FrameUse use) => use is FrameUse.Anonymous or FrameUse.Shmem ? AnonLru : FileLru;
 }
