@@ -11,12 +11,12 @@ public sealed partial class AddressSpace
     /// <summary>What smaps counts for one VMA (or all, for the rollup), in bytes.</summary>
     public struct MemoryUsage
     {
-        public ulong Rss, PssTimes1K, PssDirtyTimes1K, PssAnonTimes1K, SharedClean, SharedDirty, PrivateClean, PrivateDirty;
+        public ulong Rss, PssTimes1K, PssDirtyTimes1K, PssAnonTimes1K, PssShmemTimes1K, SharedClean, SharedDirty, PrivateClean, PrivateDirty;
         public ulong Referenced, Anonymous, LazyFree, AnonHugePages, ShmemPmdMapped, Swap;
 
         public void Add(in MemoryUsage other)
         {
-            Rss += other.Rss; PssTimes1K += other.PssTimes1K; PssDirtyTimes1K += other.PssDirtyTimes1K; PssAnonTimes1K += other.PssAnonTimes1K;
+            Rss += other.Rss; PssTimes1K += other.PssTimes1K; PssDirtyTimes1K += other.PssDirtyTimes1K; PssAnonTimes1K += other.PssAnonTimes1K; PssShmemTimes1K += other.PssShmemTimes1K;
             SharedClean += other.SharedClean; SharedDirty += other.SharedDirty;
             PrivateClean += other.PrivateClean; PrivateDirty += other.PrivateDirty;
             Referenced += other.Referenced; Anonymous += other.Anonymous; LazyFree += other.LazyFree; AnonHugePages += other.AnonHugePages; ShmemPmdMapped += other.ShmemPmdMapped; Swap += other.Swap;
@@ -85,6 +85,7 @@ public sealed partial class AddressSpace
             if (dirty) usage.PrivateDirty += size; else usage.PrivateClean += size;
         }
         if (entry.IsAccessed) usage.Referenced += size;
+        if (info.Use == FrameUse.Shmem) usage.PssShmemTimes1K += size * 1024 / (ulong)mappers;
         if (anonymous)
         {
             usage.Anonymous += size;
@@ -143,8 +144,8 @@ public sealed partial class AddressSpace
         if (rollup)
         {
             Field(text, "Pss_Anon", usage.PssAnonTimes1K / 1024);
-            Field(text, "Pss_File", (usage.PssTimes1K - usage.PssAnonTimes1K) / 1024);
-            Field(text, "Pss_Shmem", 0);
+            Field(text, "Pss_File", (usage.PssTimes1K - usage.PssAnonTimes1K - usage.PssShmemTimes1K) / 1024);
+            Field(text, "Pss_Shmem", usage.PssShmemTimes1K / 1024);
         }
         Field(text, "Shared_Clean", usage.SharedClean);
         Field(text, "Shared_Dirty", usage.SharedDirty);

@@ -14,7 +14,8 @@ public class CollapseTests
     const ulong Page = PagingConstants.PageSize;
     const Protection ReadWrite = Protection.Read | Protection.Write;
 
-    sealed class PhaseRecorder : ICollapseObserver
+    /// <summary>Records the phases a collapse reports.</summary>
+    internal sealed class PhaseRecorder : ICollapseObserver
     {
         public readonly List<CollapsePhase> Phases = [];
         public Action<CollapseState>? OnEach;
