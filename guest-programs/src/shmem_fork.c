@@ -89,9 +89,6 @@ int main(void)
     printf("child 2 (DONTNEED of its own mapping): status %d\n", wait_child(pid));
     print_check("parent's data after the child's DONTNEED", check_pattern(shared + 16 * PAGE_SIZE_4K, 16 * PAGE_SIZE_4K, 2));
 
-    madvise_print("madvise(+64 KiB, 64 KiB, PAGEOUT)", shared + 16 * PAGE_SIZE_4K, 16 * PAGE_SIZE_4K, MADV_PAGEOUT);
-    show("after PAGEOUT (no swap: the pages stay)");
-
     madvise_print("madvise(0, 2 MiB, COLLAPSE)", shared, HUGE_SIZE_2M, MADV_COLLAPSE);
     show("after COLLAPSE");
     madvise_print("madvise(0, 2 MiB, DONTNEED)", shared, HUGE_SIZE_2M, MADV_DONTNEED);

@@ -204,6 +204,21 @@ public class ShmemTests
     }
 
     [Fact]
+    public void PageOut_WithoutSwap_UnmapsShmemPages_TheObjectKeepsThem()
+    {
+        using var m = new TestMachine();
+        m.Space.Map(Base, Base + 4 * Page, ReadWrite, VmaFlags.Shared, null, 0);
+        for (ulong i = 0; i < 4; i++)
+            Assert.True(m.GuestWrite64(Base + i * Page, i + 3));
+
+        Assert.Null(Madvise.Apply(m.Space, Base, 2 * Page, MadviseAdvice.PageOut, KernelAbi.Proposal).Error);
+
+        Assert.Equal(2, m.Space.ResidentPages);   // unmapped before the write to swap, which finds no swap
+        Assert.Equal(16UL, m.MemInfoKb("Shmem"));
+        Assert.Equal(3UL, m.GuestRead64(Base));
+    }
+
+    [Fact]
     public void Compaction_MovesShmemPages_UnderEveryMapping_DataIntact()
     {
         using var m = new TestMachine(32UL << 20);
