@@ -96,6 +96,20 @@ public sealed class PageCache : IPageOwner
         return true;
     }
 
+    /// <summary>folio_referenced for a cached page: the accessed bits of every PTE that maps it, through the file's reverse map.</summary>
+    public PageReferences TestAndClearYoung(ulong index, ulong frame)
+    {
+        var references = default(PageReferences);
+        if (memory.Page(frame).MapCount == 0 || !keys.TryGetValue(frame, out var key))
+            return references;
+        foreach (var (space, page) in Mappings(key))
+            references += space.TestAndClearYoungPte(page, frame);
+        return references;
+    }
+
+    /// <summary>The page cache holds no huge pages.</summary>
+    public bool TrySplitHuge(ulong index, ulong headFrame) => false;
+
     /// <summary>Every (address space, page) whose VMA maps <paramref name="key"/>'s file page (vma_interval_tree_foreach).</summary>
     IEnumerable<(AddressSpace Space, ulong Page)> Mappings((IMappableFile File, long PageIndex) key)
     {
