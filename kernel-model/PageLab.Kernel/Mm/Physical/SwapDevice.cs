@@ -23,6 +23,8 @@ public sealed class SwapDevice
     readonly byte[]?[] contents;
     /// <summary>Slots in use per cluster (the header counts in cluster 0, which is therefore never free).</summary>
     readonly ushort[] clusterUsage;
+    /// <summary>The cluster single pages are taken from while it has room (Linux's per-CPU cluster), and the next-fit cursor in it.</summary>
+    int currentCluster;
     ulong cursor = 1;
 
     /// <param name="type">Swap type (device index) written into swap PTEs, 0..31.</param>
@@ -64,16 +66,15 @@ public sealed class SwapDevice
             throw new ArgumentException("a swap slot holds exactly one 4 KiB page", nameof(page));
         offset = 0;
         if (!HasFreeSlot) return false;
-        int cluster = (int)(cursor / ClusterSlots);
-        if (!HasRoom(cluster))
-            cluster = FirstPartlyUsedCluster() ?? FirstFreeCluster(whole: false)!.Value;
+        if (!HasRoom(currentCluster))
+            currentCluster = FirstPartlyUsedCluster() ?? FirstFreeCluster(whole: false)!.Value;
         // Next fit inside the cluster: from the cursor when it points into it, wrapping to the cluster's start.
-        ulong first = (ulong)cluster * ClusterSlots, end = Math.Min(first + ClusterSlots, (ulong)useCounts.Length);
-        ulong slot = cursor > first && cursor < end ? cursor : first;
+        ulong first = (ulong)currentCluster * ClusterSlots, end = Math.Min(first + ClusterSlots, (ulong)useCounts.Length);
+        ulong slot = cursor >= first && cursor < end ? cursor : first;
         while (useCounts[slot] != 0)
             slot = slot + 1 == end ? first : slot + 1;
         offset = slot;
-        cursor = slot + 1 == (ulong)useCounts.Length ? 1 : slot + 1;
+        cursor = slot + 1;
         Take(offset, page);
         return true;
     }
