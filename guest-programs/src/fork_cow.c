@@ -45,15 +45,6 @@ static void print_status(const char *label, pid_t pid, pid_t waited, int status)
     }
 }
 
-static pid_t fork_or_die(void)
-{
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork");
-    return pid;
-}
-
 int main(void)
 {
     volatile uint64_t stack_value = 0x1234;

@@ -119,6 +119,16 @@ static inline void die(const char *what)
     exit(2);
 }
 
+/* fork() with stdout flushed first, so that buffered output is not printed twice. */
+static inline pid_t fork_or_die(void)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    return pid;
+}
+
 /* A region of size bytes whose start is aligned to align, with PROT_NONE guard mappings on
  * both sides so that its VMAs never merge with mappings the program did not make. The guard
  * reservation is what makes /proc/self/maps output relative to base deterministic. */

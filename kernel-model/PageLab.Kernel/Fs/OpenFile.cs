@@ -15,8 +15,8 @@ public abstract class OpenFile
     /// <summary>The path it was opened by (for /proc/self/maps and reports).</summary>
     public abstract string Path { get; }
 
-    /// <summary>The open flags (O_ACCMODE bits and status flags), as fcntl(F_GETFL) reports them.</summary>
-    public int StatusFlags { get; init; }
+    /// <summary>The open flags (O_ACCMODE bits and status flags), as fcntl(F_GETFL) reports them; F_SETFL changes some.</summary>
+    public int StatusFlags { get; set; }
 
     public virtual long Read(Span<byte> buffer) => -(long)Errno.EBADF;
     public virtual long Write(ReadOnlySpan<byte> buffer) => -(long)Errno.EBADF;

@@ -4,23 +4,44 @@ using PageLab.Kernel.Syscalls;
 namespace PageLab.Kernel.Fs;
 
 /// <summary>
-/// A pipe's kernel buffer: 64 KiB (16 pages, Linux's default pipe size) shared by its read and write
-/// ends. Writes of up to PIPE_BUF bytes are atomic; reads return what is there. An operation that
-/// cannot proceed answers EAGAIN, and the process blocks on it unless the end is O_NONBLOCK.
+/// A pipe's kernel buffer as Linux 6.18 keeps it (fs/pipe.c): a ring of 16 page-sized buffers (the
+/// default pipe size, 64 KiB) shared by the read and write ends. The ring fills by pages, not bytes: a
+/// write first appends its sub-page remainder (length mod 4096) to the last buffer when that fits
+/// there whole, then fills fresh pages, so a write of up to PIPE_BUF bytes is never split, and small
+/// writes that do not fit the last page's room start a new page. A read drains buffers in order and
+/// frees each one it empties. An operation that cannot proceed answers EAGAIN (a write that moved
+/// some bytes returns their count), and the process blocks on it unless the end is O_NONBLOCK.
 /// </summary>
 public sealed class Pipe
 {
+    /// <summary>Buffers in the ring (pipe_max_size's default of 16 pages).</summary>
+    public const int Slots = 16;
+
+    /// <summary>Bytes one buffer holds: a page.</summary>
+    public const int SlotSize = 4096;
+
     /// <summary>The default capacity: 16 pages.</summary>
-    public const int Capacity = 16 * 4096;
+    public const int Capacity = Slots * SlotSize;
 
     /// <summary>PIPE_BUF: writes up to this size are never interleaved with others.</summary>
     public const int AtomicWriteSize = 4096;
 
-    readonly byte[] ring = new byte[Capacity];
-    int head;
+    /// <summary>One pipe_buffer: <see cref="Length"/> unread bytes at <see cref="Offset"/> in its page.</summary>
+    struct Slot
+    {
+        public int Offset, Length;
+    }
+
+    readonly byte[] pages = new byte[Capacity];
+    readonly Slot[] slots = new Slot[Slots];
+    // Ring positions as Linux keeps them: free-running counters (wrapping), slot index = counter mod Slots.
+    uint head, tail;
 
     /// <summary>Bytes waiting to be read.</summary>
     public int Count { get; private set; }
+
+    /// <summary>Buffers in use (a partly read or partly filled page counts whole).</summary>
+    public int UsedSlots => (int)(head - tail);
 
     /// <summary>Open read ends (descriptors of every process pointing at one count once per open file).</summary>
     public int Readers { get; internal set; }
@@ -31,34 +52,59 @@ public sealed class Pipe
     /// <summary>A read would not block: data is waiting, or no writer is left (end of file).</summary>
     public bool CanRead => Count > 0 || Writers == 0;
 
-    /// <summary>A write of <paramref name="length"/> bytes would not block: room for it (for an atomic one, whole), or no reader is left (EPIPE).</summary>
-    public bool CanWrite(int length) => Readers == 0 || Capacity - Count >= Math.Min(Math.Max(length, 1), AtomicWriteSize);
+    /// <summary>A write would not block (pipe_writable): a buffer is free, or no reader is left (EPIPE).</summary>
+    public bool CanWrite => Readers == 0 || UsedSlots < Slots;
+
+    Span<byte> Page(uint position) => pages.AsSpan((int)(position % Slots) * SlotSize, SlotSize);
 
     internal long Read(Span<byte> buffer)
     {
         if (buffer.IsEmpty) return 0;
         if (Count == 0) return Writers == 0 ? 0 : -(long)Errno.EAGAIN;
-        int taken = Math.Min(buffer.Length, Count);
-        int first = Math.Min(taken, Capacity - head);
-        ring.AsSpan(head, first).CopyTo(buffer);
-        ring.AsSpan(0, taken - first).CopyTo(buffer[first..]);
-        head = (head + taken) % Capacity;
+        int taken = 0;
+        while (taken < buffer.Length && tail != head)
+        {
+            ref var slot = ref slots[tail % Slots];
+            int chunk = Math.Min(buffer.Length - taken, slot.Length);
+            Page(tail).Slice(slot.Offset, chunk).CopyTo(buffer[taken..]);
+            slot.Offset += chunk;
+            slot.Length -= chunk;
+            taken += chunk;
+            if (slot.Length == 0)
+                tail++;
+        }
         Count -= taken;
         return taken;
     }
 
     internal long Write(ReadOnlySpan<byte> buffer)
     {
-        if (Readers == 0) return -(long)Errno.EPIPE;
         if (buffer.IsEmpty) return 0;
-        if (!CanWrite(buffer.Length)) return -(long)Errno.EAGAIN;
-        int written = Math.Min(buffer.Length, Capacity - Count);
-        int tail = (head + Count) % Capacity;
-        int first = Math.Min(written, Capacity - tail);
-        buffer[..first].CopyTo(ring.AsSpan(tail));
-        buffer[first..written].CopyTo(ring);
+        if (Readers == 0) return -(long)Errno.EPIPE;
+        int written = 0;
+        // pipe_write: the sub-page remainder merges into the last buffer only if it fits there whole.
+        int remainder = buffer.Length % SlotSize;
+        if (remainder != 0 && head != tail)
+        {
+            ref var last = ref slots[(head - 1) % Slots];
+            int end = last.Offset + last.Length;
+            if (end + remainder <= SlotSize)
+            {
+                buffer[..remainder].CopyTo(Page(head - 1)[end..]);
+                last.Length += remainder;
+                written = remainder;
+            }
+        }
+        while (written < buffer.Length && UsedSlots < Slots)
+        {
+            int chunk = Math.Min(buffer.Length - written, SlotSize);
+            buffer.Slice(written, chunk).CopyTo(Page(head));
+            slots[head % Slots] = new Slot { Offset = 0, Length = chunk };
+            head++;
+            written += chunk;
+        }
         Count += written;
-        return written;
+        return written > 0 ? written : -(long)Errno.EAGAIN;
     }
 }
 

@@ -11,7 +11,9 @@ public sealed partial class AddressSpace
     /// the same frames. Private writable pages become copy-on-write: the PTE loses its write bit in
     /// both parent and child (the parent's TLB is flushed whole, as flush_tlb_mm after copy_page_range),
     /// and each shared frame gains a reference and a mapping. Swap entries are duplicated (the slot's
-    /// use count goes up). Huge PMDs are split in the parent first, so sharing is tracked per 4 KiB
+    /// use count goes up). Shared mappings are not copied (vma_needs_copy: they have no anon_vma): the
+    /// child maps the file's or shmem object's pages on its own faults, and so sees every page of it,
+    /// touched before or after the fork. Huge PMDs are split in the parent first, so sharing is tracked per 4 KiB
     /// frame (Linux shares the PMD read-only instead; the model's THP accounting is per mapping).
     /// Null when a page table could not be allocated (fork's ENOMEM); nothing leaks then.
     /// </summary>
@@ -25,19 +27,16 @@ public sealed partial class AddressSpace
             ThpDisabled = ThpDisabled,
         };
         foreach (var (region, pmdAddress) in HugePmdsIn(0, TaskSize))
-            SplitHugePmd(region, pmdAddress);
+        {
+            if (memory.Page(Tables.Read(pmdAddress).FrameNumber).Use != FrameUse.Shmem) // shared VMAs are not copied
+                SplitHugePmd(region, pmdAddress);
+        }
         bool complete = true;
         foreach (var vma in vmas)
         {
             child.vmas.Add(vma.Slice(vma.Start, vma.End));
-            if (complete)
+            if (complete && (vma.Flags & VmaFlags.Shared) == 0)
                 complete = CopyPageRange(child, vma);
-        }
-        // Shared anonymous pages set aside by MADV_DONTNEED belong to the child's mapping too.
-        foreach (var (linear, frame) in retainedSharedPages)
-        {
-            memory.Page(frame).RefCount++;
-            child.retainedSharedPages[linear] = frame;
         }
         memory.Guest.FlushNonGlobal();
         if (complete)
@@ -46,10 +45,9 @@ public sealed partial class AddressSpace
         return null;
     }
 
-    /// <summary>copy_page_range for one VMA; false when the child's page tables ran out of frames.</summary>
+    /// <summary>copy_page_range for one private VMA; false when the child's page tables ran out of frames.</summary>
     bool CopyPageRange(AddressSpace child, Vma vma)
     {
-        bool copyOnWrite = (vma.Flags & VmaFlags.Shared) == 0;
         bool complete = true;
         Tables.VisitPtes(vma.Start, vma.End, (linear, pteAddress) =>
         {
@@ -73,7 +71,7 @@ public sealed partial class AddressSpace
                 child.SwappedPages++;
                 return;
             }
-            if (copyOnWrite && pte.IsWritable)
+            if (pte.IsWritable)
             {
                 pte = pte.Without(PageTableEntry.WritableBit);
                 Tables.Write(pteAddress, pte);

@@ -25,13 +25,19 @@ public sealed partial class AddressSpace
 
     /// <summary>
     /// smaps_account over the pages mapped in <paramref name="vma"/> (the zero page is not counted, as
-    /// vm_normal_page skips it). Pages of a MAP_SHARED anonymous VMA are shmem: not Anonymous, and a
-    /// huge one counts as ShmemPmdMapped.
+    /// vm_normal_page skips it). Pages of a shmem VMA (MAP_SHARED|MAP_ANONYMOUS) are not Anonymous, a
+    /// huge one counts as ShmemPmdMapped, and its Swap is the object's pages in swap over the VMA's
+    /// range (shmem_swap_usage), as no PTE holds their swap entries.
     /// </summary>
     public MemoryUsage Usage(Vma vma)
     {
         var usage = new MemoryUsage();
-        bool shmem = vma.IsAnonymous && (vma.Flags & VmaFlags.Shared) != 0;
+        bool shmem = vma.IsShmem;
+        if (shmem)
+        {
+            long first = vma.FileOffset >> PagingConstants.PageBits;
+            usage.Swap += (ulong)memory.PageCache.SwappedPagesOf(vma.File!, first, first + (long)(vma.Length >> PagingConstants.PageBits)) << PagingConstants.PageBits;
+        }
         foreach (var (region, pmdAddress) in HugePmdsIn(vma.Start, vma.End))
         {
             var pmd = Tables.Read(pmdAddress);
@@ -85,6 +91,9 @@ public sealed partial class AddressSpace
     /// <summary>THPeligible: would the fault path use a THP here (sysfs enabled, VMA flags, prctl, room for one)?</summary>
     public bool ThpEligible(Vma vma)
     {
+        if (vma.IsShmem)
+            return vma.Length >= PagingConstants.LargePageSize && ThpEnabledFor(vma)
+                && ShmemPmdSuitable(vma, (vma.End - PagingConstants.LargePageSize) & ~PagingConstants.LargePageMask);
         ulong first = (vma.Start + PagingConstants.LargePageMask) & ~PagingConstants.LargePageMask;
         return first >= vma.Start && vma.End >= first && vma.End - first >= PagingConstants.LargePageSize && FaultThpAllowed(vma, first);
     }

@@ -60,9 +60,14 @@ public sealed partial class AddressSpace
         Flush(gather);
     }
 
-    /// <summary>Does sysfs `enabled` allow THP in this VMA (always; madvise with VM_HUGEPAGE), absent prctl and VM_NOHUGEPAGE?</summary>
+    /// <summary>
+    /// Does sysfs `enabled` allow THP in this VMA (always; madvise with VM_HUGEPAGE), absent prctl and
+    /// VM_NOHUGEPAGE? For a shmem VMA, shmem_enabled decides.
+    /// </summary>
     bool ThpEnabledFor(Vma vma)
     {
+        if (vma.IsShmem)
+            return ShmemHugeAllowed(vma, forcedCollapse: false);
         if (ThpDisabled || !vma.IsAnonymous || (vma.Flags & VmaFlags.NoHugePage) != 0)
             return false;
         return Thp.Settings.Enabled == ThpEnabled.Always
@@ -123,7 +128,7 @@ public sealed partial class AddressSpace
         var effort = thp.Settings.FaultMayStall((vma.Flags & VmaFlags.HugePage) != 0)
             ? AllocationEffort.DirectReclaimAndCompaction
             : AllocationEffort.FreeListsOnly;
-        bool allocated = memory.TryAllocateBlock(HugeOrder, node: 0, effort, out ulong head, out ulong stall);
+        bool allocated = memory.TryAllocateBlock(HugeOrder, node: 0, effort, FrameUse.Anonymous, out ulong head, out ulong stall);
         if (allocated && !memory.TryCharge(head, HugeOrder, effort, CostSink))
         {
             memory.FreeBlock(head, HugeOrder);
@@ -153,6 +158,16 @@ public sealed partial class AddressSpace
     {
         var pmd = Tables.Read(pmdAddress);
         ulong head = pmd.FrameNumber;
+        if (memory.Page(head).Use == FrameUse.Shmem)
+        {
+            // A file PMD is split by unmapping it (__split_huge_pmd_locked); the folio stays in its object
+            // and the next fault maps it again, by a PMD or, after splitting the folio, by PTEs.
+            var flush = new FlushGather();
+            UnmapHugePmd(region, pmdAddress, flush);
+            Flush(flush);
+            Thp.Counters.SplitPmd++;
+            return;
+        }
         if (!depositedTables.Remove(region, out ulong table) && !Tables.TryAllocateTable(out table))
             throw new InvalidOperationException("no deposited table for a huge PMD: the model lost track of it");
         Tables.Write(pmdAddress, default);
@@ -170,7 +185,7 @@ public sealed partial class AddressSpace
         Thp.Counters.SplitPmd++;
     }
 
-    /// <summary>Unmap's PMD pass: huge PMDs wholly inside [start, end) are zapped, partly covered ones split.</summary>
+    /// <summary>Unmap's PMD pass: huge PMDs wholly inside [start, end) are zapped, partly covered ones split (a shmem one unmapped).</summary>
     void ZapOrSplitHugePmds(ulong start, ulong end, FlushGather flush)
     {
         foreach (var (region, pmdAddress) in HugePmdsIn(start, end))
@@ -180,12 +195,7 @@ public sealed partial class AddressSpace
                 SplitHugePmd(region, pmdAddress);
                 continue;
             }
-            var pmd = Tables.Read(pmdAddress);
-            Tables.Write(pmdAddress, default);
-            flush.AddRange(region, region + PagingConstants.LargePageSize);
-            depositedTables.Remove(region, out ulong table);
-            Tables.FreeTable(table);
-            ReleaseHugeFrame(pmd.FrameNumber);
+            UnmapHugePmd(region, pmdAddress, flush);
         }
     }
 

@@ -15,7 +15,7 @@ public enum FaultOutcome : byte
     AnonymousZeroFilled,
     /// <summary>Write to an untouched 2 MiB region eligible for THP: a zeroed huge page was mapped by the PMD.</summary>
     HugePageAllocated,
-    /// <summary>A discarded page of shared anonymous memory was mapped again (its contents kept).</summary>
+    /// <summary>A page of a shmem object (MAP_SHARED|MAP_ANONYMOUS) was mapped: found in the object, zero-filled, or read back from swap.</summary>
     SharedPageMapped,
     /// <summary>Read of a file-backed page: the page-cache frame was mapped read-only.</summary>
     FilePageMapped,
@@ -189,11 +189,14 @@ public sealed partial class AddressSpace
 
     /// <summary>
     /// Creates a mapping at [start, end) (both page-aligned), replacing whatever was there as MAP_FIXED
-    /// does, and merges it with compatible neighbours.
+    /// does, and merges it with compatible neighbours. A shared mapping without a file gets a new shmem
+    /// object of its size, mapped from offset 0 (shmem_zero_setup; do_mmap ignores the offset there).
     /// </summary>
     public Vma Map(ulong start, ulong end, Protection protection, VmaFlags flags, IMappableFile? file, long fileOffset)
     {
         Unmap(start, end);
+        if (file is null && (flags & VmaFlags.Shared) != 0)
+            (file, fileOffset) = (new ShmemFile((long)(end - start)), 0);
         var vma = new Vma(start, end, protection, flags, file, file is null ? 0 : fileOffset);
         int index = FindIndex(start);
         vmas.Insert(index, vma);
@@ -273,9 +276,11 @@ public sealed partial class AddressSpace
             last++;
         if (last == first)
             return;
+        var removed = vmas.GetRange(first, last - first);
         vmas.RemoveRange(first, last - first);
         ZapPages(start, end);
-        ReleaseRetainedSharedPages(start, end);
+        foreach (var shmem in removed.Select(vma => vma.File).OfType<ShmemFile>().Distinct())
+            memory.PageCache.ReleaseIfUnmapped(shmem);
     }
 
     /// <summary>
@@ -441,6 +446,8 @@ public sealed partial class AddressSpace
 
         if (vma.IsAnonymous && HandleHugePmdFault(vma, address, access) is { } hugeOutcome)
             return hugeOutcome;
+        if (vma.IsShmem && FaultShmemHuge(vma, address, access) is { } shmemOutcome)
+            return shmemOutcome;
 
         ulong page = address & ~PagingConstants.PageMask;
         if (!Tables.TryGetPteAddress(page, allocate: true, out ulong pteAddress))
@@ -457,9 +464,10 @@ public sealed partial class AddressSpace
 
     FaultOutcome FaultMissingPage(Vma vma, ulong page, ulong pteAddress, AccessKind access)
     {
-        if (MapRetainedSharedPage(vma, page, pteAddress) is { } retained)
-            return retained;
         bool write = access == AccessKind.Write;
+        // A shared mapping maps the cached page itself, writable if the VMA is (no write-notify: shmem
+        // needs no dirty tracking); a private one maps it read-only and copies it on write.
+        bool shared = (vma.Flags & VmaFlags.Shared) != 0;
         ulong frame;
         FaultOutcome outcome;
         if (vma.File is null)
@@ -480,7 +488,7 @@ public sealed partial class AddressSpace
                 return FaultOutcome.BusError;
             if (!memory.PageCache.TryGetFrame(vma.File, offset >> PagingConstants.PageBits, out ulong cached, CostSink))
                 return FaultOutcome.OutOfMemory;
-            if (write)
+            if (write && !shared)
             {
                 if (!TryCopyPage(cached, out frame))
                     return FaultOutcome.OutOfMemory;
@@ -490,19 +498,30 @@ public sealed partial class AddressSpace
             {
                 frame = cached;
                 memory.Page(frame).RefCount++;
-                outcome = FaultOutcome.FilePageMapped;
+                outcome = vma.IsShmem ? FaultOutcome.SharedPageMapped : FaultOutcome.FilePageMapped;
             }
         }
         memory.Page(frame).MapCount++;
         ResidentPages++;
-        if (outcome != FaultOutcome.FilePageMapped)
+        if (outcome is FaultOutcome.AnonymousZeroFilled or FaultOutcome.CopiedOnWrite)
             AdoptAnonymous(frame, page);
-        Tables.Write(pteAddress, LeafEntry(frame, vma, write));
+        var pte = LeafEntry(frame, vma, write);
+        if (shared && (vma.Protection & Protection.Write) != 0)
+            pte = pte.With(PageTableEntry.WritableBit); // writable but clean until written, as do_read_fault maps it
+        Tables.Write(pteAddress, pte);
+        if (outcome == FaultOutcome.SharedPageMapped && !write)
+            FaultAround(vma, page);
         return outcome;
     }
 
     FaultOutcome FaultWriteProtected(Vma vma, ulong page, ulong pteAddress, PageTableEntry pte)
     {
+        // wp_page_shared: a shared mapping made writable again (mprotect) writes to the same page.
+        if ((vma.Flags & VmaFlags.Shared) != 0)
+        {
+            Tables.Write(pteAddress, pte.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
+            return FaultOutcome.WriteReused;
+        }
         ulong old = pte.FrameNumber;
         if (old != memory.ZeroFrame)
         {
@@ -609,10 +628,7 @@ public sealed partial class AddressSpace
     void AppendMapsLine(StringBuilder text, Vma vma)
     {
         int lineStart = text.Length;
-        // Linux backs MAP_SHARED|MAP_ANONYMOUS with an unlinked shmem file named after /dev/zero.
-        // (The model keeps no shmem inode numbers: the device is shmem's 00:01, the inode column 0.)
-        bool sharedAnonymous = vma.File is null && (vma.Flags & VmaFlags.Shared) != 0;
-        var (device, inode) = vma.File?.Identity ?? (sharedAnonymous ? 1UL : 0UL, 0UL);
+        var (device, inode) = vma.File?.Identity ?? (0UL, 0UL);
         text.Append($"{vma.Start:x8}-{vma.End:x8} ");
         text.Append((vma.Protection & Protection.Read) != 0 ? 'r' : '-');
         text.Append((vma.Protection & Protection.Write) != 0 ? 'w' : '-');
@@ -620,7 +636,6 @@ public sealed partial class AddressSpace
         text.Append((vma.Flags & VmaFlags.Shared) != 0 ? 's' : 'p');
         text.Append($" {(vma.File is null ? 0 : vma.FileOffset):x8} {DeviceMajor(device):x2}:{DeviceMinor(device):x2} {inode} ");
         string? name = vma.File?.Path
-            ?? (sharedAnonymous ? "/dev/zero (deleted)" : null)
             ?? (vma.Start <= Brk && vma.End >= StartBrk && StartBrk != 0 ? "[heap]"
             : vma.Start <= StartStack && vma.End >= StartStack ? "[stack]" : null);
         if (name is not null)

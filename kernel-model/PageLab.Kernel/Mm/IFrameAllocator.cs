@@ -7,6 +7,11 @@ public enum FrameUse : byte
     Anonymous,
     /// <summary>Page cache of a file: movable, droppable when clean.</summary>
     PageCache,
+    /// <summary>
+    /// A page of a shmem object (the page cache of MAP_SHARED|MAP_ANONYMOUS memory): movable and, as
+    /// Linux's swap-backed folios, on the anonymous LRU and written to swap by reclaim.
+    /// </summary>
+    Shmem,
     /// <summary>A page table or other kernel memory: unmovable.</summary>
     PageTable,
     /// <summary>Other unmovable kernel memory.</summary>

@@ -71,8 +71,8 @@ public sealed class KernelMemory
         return true;
     }
 
-    /// <summary>User memory (anonymous and page cache) is charged to the memcg.</summary>
-    static bool IsCharged(FrameUse use) => use is FrameUse.Anonymous or FrameUse.PageCache;
+    /// <summary>User memory (anonymous, page cache, shmem) is charged to the memcg.</summary>
+    static bool IsCharged(FrameUse use) => use is FrameUse.Anonymous or FrameUse.PageCache or FrameUse.Shmem;
 
     /// <summary>Allocates one frame (contents undefined) and charges it to the memcg if it holds user memory.</summary>
     internal bool TryAllocateCharged(FrameUse use, ICostSink? cost, out ulong frameNumber)
@@ -102,13 +102,14 @@ public sealed class KernelMemory
     public int NodeOf(ulong frameNumber) => Frames[frameNumber].Node;
 
     /// <summary>
-    /// Allocates a block of 2^order frames for user memory (a THP) at the given effort. <paramref name="stallNanoseconds"/>
-    /// is the modeled time spent in direct reclaim/compaction to get it. The block is not charged yet.
+    /// Allocates a block of 2^order frames for user memory (a THP: <see cref="FrameUse.Anonymous"/> or
+    /// <see cref="FrameUse.Shmem"/>) at the given effort. <paramref name="stallNanoseconds"/> is the modeled
+    /// time spent in direct reclaim/compaction to get it. The block is not charged yet.
     /// </summary>
-    public bool TryAllocateBlock(int order, int node, AllocationEffort effort, out ulong frameNumber, out ulong stallNanoseconds)
+    public bool TryAllocateBlock(int order, int node, AllocationEffort effort, FrameUse use, out ulong frameNumber, out ulong stallNanoseconds)
     {
         var stall = new CostLedger();
-        bool allocated = Frames.TryAllocate(order, FrameUse.Anonymous, effort, node, stall, out frameNumber);
+        bool allocated = Frames.TryAllocate(order, use, effort, node, stall, out frameNumber);
         stallNanoseconds = stall.TotalNs;
         return allocated;
     }

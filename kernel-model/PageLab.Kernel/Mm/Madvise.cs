@@ -13,6 +13,8 @@ public static class MadviseAdvice
     public const int WillNeed = 3;
     public const int DontNeed = 4;
     public const int Free = 8;
+    /// <summary>Punch a hole in the backing shmem object (tmpfs: fallocate PUNCH_HOLE).</summary>
+    public const int Remove = 9;
     public const int HugePage = 14;
     public const int NoHugePage = 15;
     public const int Cold = 20;
@@ -41,7 +43,7 @@ public static class Madvise
     public static bool IsSupported(int advice, KernelAbi abi) => advice switch
     {
         MadviseAdvice.Normal or MadviseAdvice.Random or MadviseAdvice.Sequential or MadviseAdvice.WillNeed
-            or MadviseAdvice.DontNeed or MadviseAdvice.Free or MadviseAdvice.HugePage or MadviseAdvice.NoHugePage
+            or MadviseAdvice.DontNeed or MadviseAdvice.Free or MadviseAdvice.Remove or MadviseAdvice.HugePage or MadviseAdvice.NoHugePage
             or MadviseAdvice.Cold or MadviseAdvice.PageOut or MadviseAdvice.PopulateRead or MadviseAdvice.PopulateWrite
             or MadviseAdvice.Collapse => true,
         MadviseAdvice.TryCollapse => abi == KernelAbi.Proposal,
@@ -92,13 +94,22 @@ public static class Madvise
         switch (advice)
         {
             case MadviseAdvice.DontNeed:
-                mm.DiscardPages(start, end);
+                mm.ZapPages(start, end); // a shmem VMA's pages stay in its object
                 return MadviseResult.Success(0);
             case MadviseAdvice.Free:
                 // madvise_free_single_vma: only private anonymous memory (shmem and files: EINVAL).
                 if (!vma.IsAnonymous || (vma.Flags & VmaFlags.Shared) != 0)
                     return new(Errno.EINVAL, 0);
                 mm.FreeLazily(start, end);
+                return MadviseResult.Success(0);
+            case MadviseAdvice.Remove:
+                // madvise_remove: a file is needed (anonymous: EINVAL), one mapped shared and writable
+                // (EACCES: the model's guest files are read-only), whose filesystem can punch holes (shmem).
+                if (vma.IsAnonymous)
+                    return new(Errno.EINVAL, 0);
+                if (!vma.IsShmem)
+                    return new(Errno.EACCES, 0);
+                mm.RemovePages(vma, start, end);
                 return MadviseResult.Success(0);
             case MadviseAdvice.Cold or MadviseAdvice.PageOut:
                 mm.Deactivate(start, end, pageOut: advice == MadviseAdvice.PageOut);
@@ -189,11 +200,18 @@ public static class Madvise
         return huge == regions ? MadviseResult.Success(nanoseconds) : new(lastFailure.ToErrno(), nanoseconds);
     }
 
-    /// <summary>thp_vma_allowable_order for a forced collapse: independent of sysfs `enabled`.</summary>
+    /// <summary>
+    /// thp_vma_allowable_order for a forced collapse: independent of sysfs `enabled` for anonymous memory;
+    /// for shmem, shmem_enabled as a forced collapse reads it, and the VMA's last 2 MiB must be mappable by
+    /// a PMD (virtual address and file offset congruent modulo 2 MiB).
+    /// </summary>
     static bool CollapseEligible(AddressSpace mm, Vma vma)
     {
-        if (mm.ThpDisabled || (vma.Flags & VmaFlags.NoHugePage) != 0 || !vma.IsAnonymous)
+        if (mm.ThpDisabled || (vma.Flags & VmaFlags.NoHugePage) != 0 || !(vma.IsAnonymous || vma.IsShmem))
             return false;
+        if (vma.IsShmem)
+            return mm.ShmemHugeAllowed(vma, forcedCollapse: true) && vma.Length >= PagingConstants.LargePageSize
+                && AddressSpace.ShmemPmdSuitable(vma, (vma.End - PagingConstants.LargePageSize) & ~PagingConstants.LargePageMask);
         ulong firstRegion = (vma.Start + PagingConstants.LargePageMask) & ~PagingConstants.LargePageMask;
         return firstRegion >= vma.Start && firstRegion <= vma.End && vma.End - firstRegion >= PagingConstants.LargePageSize;
     }

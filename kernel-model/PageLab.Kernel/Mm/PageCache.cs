@@ -3,17 +3,37 @@ using PageLab.Kernel.Mm.Physical;
 
 namespace PageLab.Kernel.Mm;
 
+/// <summary>What a page cache holds at one index of a file.</summary>
+public enum CachedPage : byte
+{
+    /// <summary>Nothing: a hole (zeroes for shmem).</summary>
+    None,
+    /// <summary>A 4 KiB page in a frame.</summary>
+    Present,
+    /// <summary>A shmem page written to swap; the cache holds its slot.</summary>
+    Swapped,
+    /// <summary>A page of a 2 MiB folio.</summary>
+    InHugeFolio,
+}
+
 /// <summary>
 /// The page cache: one frame per cached file page, holding one reference of its own, owned (for
 /// compaction and reclaim) through Linux's file reverse map: every VMA of every address space that
-/// maps the file at that offset (the i_mmap walk). Pages are clean (the model has no writable shared
-/// file mappings), so reclaim drops them; the next fault reads the file again.
+/// maps the file at that offset (the i_mmap walk). Pages of guest files are clean (they are read-only),
+/// so reclaim drops them and the next fault reads the file again. Pages of a <see cref="ShmemFile"/>
+/// are swap-backed, as shmem's are: reclaim writes them to swap and keeps the slot here, in the
+/// page's place (Linux keeps the swap entry in the mapping's xarray, not in a PTE), and the next
+/// lookup reads them back (shmem_swapin_folio). A shmem object may also hold 2 MiB folios (a
+/// collapse or a huge fault made them): one order-9 block for 512 aligned indices, mapped by PMDs only,
+/// neither on an LRU list nor migrated (the model splits such a folio before mapping it by PTEs).
 /// </summary>
 public sealed class PageCache : IPageOwner
 {
     readonly KernelMemory memory;
     readonly Dictionary<(IMappableFile File, long PageIndex), ulong> frames = [];
     readonly Dictionary<ulong, (IMappableFile File, long PageIndex)> keys = [];
+    readonly Dictionary<(IMappableFile File, long PageIndex), ulong> swapSlots = [];
+    readonly Dictionary<(IMappableFile File, long PageIndex), ulong> hugeFolios = []; // by first index, 512-aligned
     readonly int ownerId;
 
     internal PageCache(KernelMemory memory)
@@ -31,22 +51,197 @@ public sealed class PageCache : IPageOwner
     /// <summary>Frames holding cached file pages.</summary>
     public int Pages => frames.Count;
 
+    /// <summary>Shmem pages held in swap slots rather than frames.</summary>
+    public int SwappedPages => swapSlots.Count;
+
     /// <summary>
-    /// The frame holding page <paramref name="pageIndex"/> of <paramref name="file"/>, read from the
-    /// file on first use (bytes past the end of file are zero).
+    /// The frame holding page <paramref name="pageIndex"/> of <paramref name="file"/>: read from the
+    /// file on first use (bytes past the end of file are zero), or from swap for a shmem page swapped
+    /// out (the read charged to <paramref name="cost"/>).
     /// </summary>
     public bool TryGetFrame(IMappableFile file, long pageIndex, out ulong frameNumber, ICostSink? cost)
     {
-        if (frames.TryGetValue((file, pageIndex), out frameNumber))
+        var key = (file, pageIndex);
+        if (frames.TryGetValue(key, out frameNumber))
             return true;
-        if (!memory.TryAllocateZeroed(FrameUse.PageCache, out frameNumber, cost))
-            return false;
-        file.ReadAt(pageIndex << PagingConstants.PageBits, memory.FrameSpan(frameNumber));
-        frames.Add((file, pageIndex), frameNumber);
-        keys.Add(frameNumber, (file, pageIndex));
+        if (TryGetHugeFolio(file, pageIndex, out ulong head))
+        {
+            frameNumber = head + (ulong)(pageIndex & IndexInFolioMask);
+            return true;
+        }
+        var use = file is ShmemFile ? FrameUse.Shmem : FrameUse.PageCache;
+        if (swapSlots.TryGetValue(key, out ulong slot))
+        {
+            if (!memory.TryAllocateCharged(use, cost, out frameNumber))
+                return false;
+            memory.Frames.SwapIn(SwapPte.Create(memory.Frames.Swap!.Type, slot), frameNumber, cost);
+            memory.Guest.FrameWritten(frameNumber);
+            swapSlots.Remove(key);
+        }
+        else
+        {
+            if (!memory.TryAllocateZeroed(use, out frameNumber, cost))
+                return false;
+            file.ReadAt(pageIndex << PagingConstants.PageBits, memory.FrameSpan(frameNumber));
+        }
+        frames.Add(key, frameNumber);
+        keys.Add(frameNumber, key);
         memory.Frames.SetOwner(frameNumber, ownerId, 0);
         memory.Frames.AddToLru(frameNumber);
         return true;
+    }
+
+    /// <summary>HPAGE_PMD_NR - 1: a page's index inside its 2 MiB folio.</summary>
+    const long IndexInFolioMask = Thp.ThpSettings.PtesPerPmd - 1;
+
+    /// <summary>The head frame of the 2 MiB folio holding page <paramref name="pageIndex"/> of <paramref name="file"/>, if it is in one.</summary>
+    public bool TryGetHugeFolio(IMappableFile file, long pageIndex, out ulong head) =>
+        hugeFolios.TryGetValue((file, pageIndex & ~IndexInFolioMask), out head);
+
+    /// <summary>What the cache holds for one page of a file (the collapse scan's view of the xarray).</summary>
+    public CachedPage Find(IMappableFile file, long pageIndex, out ulong frameNumber)
+    {
+        frameNumber = 0;
+        if (frames.TryGetValue((file, pageIndex), out frameNumber))
+            return CachedPage.Present;
+        if (TryGetHugeFolio(file, pageIndex, out ulong head))
+        {
+            frameNumber = head + (ulong)(pageIndex & IndexInFolioMask);
+            return CachedPage.InHugeFolio;
+        }
+        return swapSlots.ContainsKey((file, pageIndex)) ? CachedPage.Swapped : CachedPage.None;
+    }
+
+    /// <summary>
+    /// unmap_mapping_range: clears every mapping of pages [<paramref name="first"/>, <paramref name="end"/>) of
+    /// <paramref name="file"/> in every address space (PTEs and huge PMDs, flushed); the cache keeps the pages.
+    /// </summary>
+    public void UnmapRange(IMappableFile file, long first, long end)
+    {
+        foreach (var space in memory.AddressSpaces)
+        {
+            foreach (var vma in space.Vmas.Where(v => v.File == file).ToList())
+            {
+                long vmaFirst = vma.FileOffset >> PagingConstants.PageBits, vmaEnd = vmaFirst + (long)(vma.Length >> PagingConstants.PageBits);
+                long from = Math.Max(first, vmaFirst), to = Math.Min(end, vmaEnd);
+                if (from < to)
+                    space.ZapPages(vma.Start + ((ulong)(from - vmaFirst) << PagingConstants.PageBits), vma.Start + ((ulong)(to - vmaFirst) << PagingConstants.PageBits));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The last step of collapse_file: the 512 pages from <paramref name="first"/> (already copied into
+    /// the block at <paramref name="head"/>, unmapped everywhere) leave the cache and free their frames;
+    /// the huge folio takes their place, holding the cache's reference.
+    /// </summary>
+    public void ReplaceWithHugeFolio(IMappableFile file, long first, ulong head)
+    {
+        for (long index = first; index < first + Thp.ThpSettings.PtesPerPmd; index++)
+        {
+            if (!frames.Remove((file, index), out ulong frame))
+                continue;
+            keys.Remove(frame);
+            memory.Frames.SetOwner(frame, 0, 0);
+            memory.Release(frame);
+        }
+        hugeFolios.Add((file, first), head);
+        memory.Frames.SetOwner(head, ownerId, 0);
+    }
+
+    /// <summary>
+    /// Adds a new zeroed 2 MiB folio for the 512 pages from <paramref name="first"/> (a huge fault); false
+    /// when the cache already holds one of them (shmem_alloc_and_add_folio's -EEXIST: fall back to 4 KiB).
+    /// </summary>
+    public bool TryAddHugeFolio(IMappableFile file, long first, ulong head)
+    {
+        for (long index = first; index < first + Thp.ThpSettings.PtesPerPmd; index++)
+        {
+            if (Find(file, index, out _) != CachedPage.None)
+                return false;
+        }
+        hugeFolios.Add((file, first), head);
+        memory.Frames.SetOwner(head, ownerId, 0);
+        return true;
+    }
+
+    /// <summary>
+    /// split_folio for a shmem folio: unmaps it everywhere (a huge folio is only PMD-mapped), then its 512
+    /// frames become 4 KiB cache pages on the LRU, each with the cache's reference.
+    /// </summary>
+    public void SplitHugeFolio(IMappableFile file, long pageIndex)
+    {
+        long first = pageIndex & ~IndexInFolioMask;
+        if (!hugeFolios.TryGetValue((file, first), out ulong head))
+            return;
+        UnmapRange(file, first, first + Thp.ThpSettings.PtesPerPmd);
+        hugeFolios.Remove((file, first));
+        memory.Frames.SplitBlock(head);
+        for (long i = 0; i < Thp.ThpSettings.PtesPerPmd; i++)
+        {
+            ulong frame = head + (ulong)i;
+            frames.Add((file, first + i), frame);
+            keys.Add(frame, (file, first + i));
+            memory.Frames.AddToLru(frame);
+        }
+    }
+
+    /// <summary>
+    /// MADV_REMOVE (shmem_fallocate's hole punch): unmaps pages [<paramref name="first"/>, <paramref name="end"/>)
+    /// everywhere and drops them and their swap slots; a huge folio partly inside is split first. The next
+    /// touch reads zeroes.
+    /// </summary>
+    public void PunchHole(ShmemFile file, long first, long end)
+    {
+        foreach (long folio in (ReadOnlySpan<long>)[first & ~IndexInFolioMask, (end - 1) & ~IndexInFolioMask])
+        {
+            if (hugeFolios.ContainsKey((file, folio)) && (folio < first || folio + Thp.ThpSettings.PtesPerPmd > end))
+                SplitHugeFolio(file, folio);
+        }
+        UnmapRange(file, first, end);
+        Drop(file, key => key >= first && key < end);
+    }
+
+    /// <summary>Drops the pages, huge folios and swap slots of <paramref name="file"/> whose index <paramref name="selected"/> picks (they must be unmapped).</summary>
+    void Drop(IMappableFile file, Func<long, bool> selected)
+    {
+        foreach (var key in frames.Keys.Where(key => key.File == file && selected(key.PageIndex)).ToList())
+        {
+            frames.Remove(key, out ulong frame);
+            keys.Remove(frame);
+            memory.Frames.SetOwner(frame, 0, 0);
+            memory.Release(frame);
+        }
+        foreach (var key in hugeFolios.Keys.Where(key => key.File == file && selected(key.PageIndex)).ToList())
+        {
+            hugeFolios.Remove(key, out ulong head);
+            memory.Frames.SetOwner(head, 0, 0);
+            if (--memory.Page(head).RefCount == 0)
+                memory.FreeBlock(head, BuddyAllocator.PageblockOrder);
+        }
+        foreach (var key in swapSlots.Keys.Where(key => key.File == file && selected(key.PageIndex)).ToList())
+        {
+            swapSlots.Remove(key, out ulong slot);
+            memory.Frames.Swap!.Release(slot);
+        }
+    }
+
+    /// <summary>Pages of <paramref name="file"/> in [<paramref name="first"/>, <paramref name="end"/>) held in swap (smaps' Swap of a shmem VMA).</summary>
+    public long SwappedPagesOf(IMappableFile file, long first, long end) =>
+        swapSlots.Keys.Count(key => key.File == file && key.PageIndex >= first && key.PageIndex < end);
+
+    /// <summary>
+    /// Frees every page and swap slot of a shmem object once no VMA maps it any more (the last fput of
+    /// the shmem file: shmem_evict_inode truncating it). Nothing happens while a mapping remains.
+    /// </summary>
+    public void ReleaseIfUnmapped(ShmemFile file)
+    {
+        foreach (var space in memory.AddressSpaces)
+        {
+            if (space.Vmas.Any(vma => vma.File == file))
+                return;
+        }
+        Drop(file, _ => true);
     }
 
     /// <summary>
@@ -85,14 +280,21 @@ public sealed class PageCache : IPageOwner
         return true;
     }
 
-    /// <inheritdoc/>
+    /// <summary>
+    /// Reclaim of a cached page: a guest file's page is dropped (<paramref name="swapPte"/> is none), a
+    /// shmem page's contents are already in <paramref name="swapPte"/>'s slot, which the cache keeps.
+    /// Either way every mapping PTE is cleared: the next fault finds the page through the cache.
+    /// </summary>
     public bool TryEvict(ulong index, ulong frame, SwapPte swapPte)
     {
-        if (IsInUse(frame) || !keys.Remove(frame, out var key))
+        if (IsInUse(frame) || !keys.TryGetValue(frame, out var key) || (key.File is ShmemFile) == (swapPte == SwapPte.None))
             return false;
+        keys.Remove(frame);
         foreach (var (space, page) in Mappings(key))
-            space.UnmapEvictedFrame(page, frame, swapPte);
+            space.UnmapEvictedFrame(page, frame, SwapPte.None);
         frames.Remove(key);
+        if (swapPte != SwapPte.None)
+            swapSlots.Add(key, swapPte.Offset);
         return true;
     }
 
@@ -107,7 +309,7 @@ public sealed class PageCache : IPageOwner
         return references;
     }
 
-    /// <summary>The page cache holds no huge pages.</summary>
+    /// <summary>Huge shmem folios do not join the LRU (shmem THP reclaim is not modeled), so reclaim never asks to split one.</summary>
     public bool TrySplitHuge(ulong index, ulong headFrame) => false;
 
     /// <summary>Every (address space, page) whose VMA maps <paramref name="key"/>'s file page (vma_interval_tree_foreach).</summary>

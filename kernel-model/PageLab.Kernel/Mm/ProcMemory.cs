@@ -16,6 +16,7 @@ public static class ProcMemory
     {
         var frames = memory.Frames;
         ulong anonymous = 0, anonHuge = 0, pageCache = 0, mapped = 0, pageTables = 0;
+        ulong shmem = 0, shmemHuge = 0, shmemPmdMapped = 0;
         for (ulong frame = 0; frame < frames.FrameCount; frame++)
         {
             ref var page = ref frames[frame];
@@ -28,9 +29,15 @@ public static class ProcMemory
                     anonymous += size;
                     if (page.Order == BuddyAllocator.PageblockOrder) anonHuge += size;
                     break;
-                case FrameUse.PageCache:
-                    pageCache += size;
+                case FrameUse.PageCache or FrameUse.Shmem:
+                    pageCache += size; // Cached includes shmem, as NR_FILE_PAGES does
                     if (page.MapCount > 0) mapped += size;
+                    if (page.Use == FrameUse.Shmem) shmem += size;
+                    if (page.Use == FrameUse.Shmem && page.Order == BuddyAllocator.PageblockOrder)
+                    {
+                        shmemHuge += size;
+                        if (page.MapCount > 0) shmemPmdMapped += size; // a huge shmem page is only ever mapped by PMDs
+                    }
                     break;
                 case FrameUse.PageTable:
                     pageTables += size;
@@ -65,7 +72,7 @@ public static class ProcMemory
         Pages("Writeback", 0);
         Pages("AnonPages", anonymous);
         Pages("Mapped", mapped);
-        Pages("Shmem", 0);
+        Pages("Shmem", shmem);
         Pages("KReclaimable", 0);
         Pages("Slab", 0);
         Pages("SReclaimable", 0);
@@ -84,8 +91,8 @@ public static class ProcMemory
         Pages("Percpu", 0);
         Pages("HardwareCorrupted", 0);
         Pages("AnonHugePages", anonHuge);
-        Pages("ShmemHugePages", 0);
-        Pages("ShmemPmdMapped", 0);
+        Pages("ShmemHugePages", shmemHuge);
+        Pages("ShmemPmdMapped", shmemPmdMapped);
         Pages("FileHugePages", 0);
         Pages("FilePmdMapped", 0);
         foreach (string name in (string[])["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"])
@@ -113,7 +120,7 @@ public static class ProcMemory
                 stack += vma.Length;
             else if ((vma.Flags & VmaFlags.Shared) == 0 && (vma.Protection & Protection.Write) != 0)
                 data += vma.Length;
-            if (vma.IsAnonymous && (vma.Flags & VmaFlags.Shared) != 0)
+            if (vma.IsShmem)
                 shmem += vmaUsage.Rss;
         }
         var text = new StringBuilder();
@@ -130,7 +137,7 @@ public static class ProcMemory
         Kb("VmData", data);
         Kb("VmStk", stack);
         Kb("VmPTE", (ulong)space.Tables.TableFrames << PagingConstants.PageBits);
-        Kb("VmSwap", usage.Swap);
+        Kb("VmSwap", (ulong)space.SwappedPages << PagingConstants.PageBits); // MM_SWAPENTS: swap PTEs, not shmem's slots
         Kb("HugetlbPages", 0);
         text.Append(CultureInfo.InvariantCulture, $"CoreDumping:\t0\nTHP_enabled:\t{(space.ThpDisabled ? 0 : 1)}\nThreads:\t1\n");
         return text.ToString();

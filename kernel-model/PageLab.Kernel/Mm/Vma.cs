@@ -61,6 +61,9 @@ public sealed class Vma
 
     public ulong Length => End - Start;
     public bool IsAnonymous => File is null;
+
+    /// <summary>Backed by a shmem object (MAP_SHARED|MAP_ANONYMOUS): Linux's vma_is_anon_shmem.</summary>
+    public bool IsShmem => File is ShmemFile;
     public bool Contains(ulong address) => address >= Start && address < End;
 
     /// <summary>File offset of the page holding <paramref name="address"/>.</summary>

@@ -68,19 +68,19 @@ public sealed partial class LinuxProcess
     long Read(int fd, ulong buffer, ulong count)
     {
         if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
-        return BlockOnPipe(file, (int)Math.Min(count, int.MaxValue), Transfer(buffer, count, toUser: true, chunk => file.Read(chunk)));
+        return BlockOnPipe(file, Transfer(buffer, count, toUser: true, chunk => file.Read(chunk)));
     }
 
     /// <summary>
     /// A read or write of a blocking pipe end that found it empty (full) waits until it has data or no
     /// writer (room or no reader); any other result, and EAGAIN on an O_NONBLOCK end, goes to the caller.
     /// </summary>
-    long BlockOnPipe(OpenFile file, int length, long result)
+    long BlockOnPipe(OpenFile file, long result)
     {
         if (result != -(long)Errno.EAGAIN || file is not PipeEnd { IsBlocking: true } end)
             return result;
         var pipe = end.Pipe;
-        return end.IsWriteEnd ? Block(() => pipe.CanWrite(length)) : Block(() => pipe.CanRead);
+        return end.IsWriteEnd ? Block(() => pipe.CanWrite) : Block(() => pipe.CanRead);
     }
 
     /// <summary>pipe2(fds, flags): a pipe's read end in fds[0], its write end in fds[1] (O_CLOEXEC, O_NONBLOCK, O_DIRECT accepted).</summary>
@@ -126,7 +126,7 @@ public sealed partial class LinuxProcess
     long Write(int fd, ulong buffer, ulong count)
     {
         if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
-        return BlockOnPipe(file, (int)Math.Min(count, int.MaxValue), RaiseSigpipeOnEpipe(Transfer(buffer, count, toUser: false, chunk => file.Write(chunk))));
+        return BlockOnPipe(file, RaiseSigpipeOnEpipe(Transfer(buffer, count, toUser: false, chunk => file.Write(chunk))));
     }
 
     /// <summary>Writing to a pipe nobody reads also sends SIGPIPE (fatal unless caught, ignored or blocked).</summary>
@@ -186,7 +186,7 @@ public sealed partial class LinuxProcess
         }
         long result = file.Write(gathered.AsSpan(0, filled));
         time.Advance(KernelCosts.CopyBytes(result));
-        return BlockOnPipe(file, filled, RaiseSigpipeOnEpipe(result));
+        return BlockOnPipe(file, RaiseSigpipeOnEpipe(result));
     }
 
     long Readv(int fd, ulong iov, int count)
@@ -196,7 +196,7 @@ public sealed partial class LinuxProcess
         if (total <= 0) return total;
         var kernel = new byte[Math.Min(total, TransferChunk)];
         long result = file.Read(kernel);
-        if (result <= 0) return BlockOnPipe(file, kernel.Length, result);
+        if (result <= 0) return BlockOnPipe(file, result);
         long scattered = 0;
         foreach (var (address, length) in segments)
         {
@@ -268,10 +268,23 @@ public sealed partial class LinuxProcess
         {
             FDupfd or FDupfdCloexec => (int)argument >= MaxFileDescriptors || (int)argument < 0 ? Fail(Errno.EINVAL) : Install(file, (int)argument),
             FGetfd => (file.StatusFlags & OCloexec) != 0 ? 1 : 0,
-            FSetfd or FSetfl => 0,
+            FSetfd => 0,
             FGetfl => file.StatusFlags & ~OCloexec,
+            FSetfl => SetStatusFlags(file, (int)argument),
             _ => Fail(Errno.EINVAL),
         };
+    }
+
+    /// <summary>
+    /// fcntl(F_SETFL): setfl changes only O_APPEND, O_NONBLOCK, O_DIRECT, O_NOATIME and O_ASYNC of the open
+    /// file description (shared by dup'd and inherited descriptors); the access mode and other bits are ignored.
+    /// </summary>
+    static long SetStatusFlags(OpenFile file, int flags)
+    {
+        const int OAppend = 0x400, ONonblock = 0x800, OAsync = 0x2000, ODirect = 0x4000, ONoatime = 0x40000;
+        const int Changeable = OAppend | ONonblock | OAsync | ODirect | ONoatime;
+        file.StatusFlags = (file.StatusFlags & ~Changeable) | (flags & Changeable);
+        return 0;
     }
 
     long Lseek(int fd, long offset, int whence)

@@ -139,27 +139,4 @@ public class ForkTests
             Assert.True(m.GuestWrite64(Base + i * Page, i + 1));
         Assert.Equal((ulong)Pages, m.ReclaimPages(Pages));
     }
-
-    [Fact]
-    public void SharedAnonymousPages_DiscardedBeforeFork_AreSeenByTheChild_AndFreedAfterBothExit()
-    {
-        using var m = new TestMachine();
-        ulong freeAtStart = m.Allocator.FreeFrames;
-        var parent = new AddressSpace(m.Memory);
-        Switch(m, parent);
-        parent.Map(Base, Base + Pages * Page, ReadWrite, VmaFlags.Shared, null, 0);
-        Assert.True(m.GuestWrite64(Base, 0x5157, parent));
-        parent.DiscardPages(Base, Base + Pages * Page);
-
-        var child = parent.Fork()!;
-        Switch(m, child);
-        Assert.Equal(0x5157UL, m.GuestRead64(Base, child));
-        Switch(m, parent);
-        Assert.Equal(0x5157UL, m.GuestRead64(Base, parent));
-
-        Switch(m, m.Space);
-        child.Destroy();
-        parent.Destroy();
-        Assert.Equal(freeAtStart, m.Allocator.FreeFrames);
-    }
 }

@@ -236,19 +236,38 @@ public class ProcessTests
 public class PipeTests
 {
     [Fact]
-    public void Pipe_HoldsSixtyFourKibibytes_ThenAsksTheWriterToWait()
+    public void Pipe_HoldsSixteenPages_AndAWriteThatFindsNoFreePageIsEagainOrPartial()
     {
         var pipe = new Pipe();
         var reader = new PipeEnd(pipe, isWriteEnd: false, inode: 1);
         var writer = new PipeEnd(pipe, isWriteEnd: true, inode: 1);
         Assert.Equal(Pipe.Capacity - 10, writer.Write(new byte[Pipe.Capacity - 10]));
-        // An atomic write (<= PIPE_BUF) waits until it fits whole; a larger one until a page is free, then takes what fits.
+        Assert.Equal(Pipe.Slots, pipe.UsedSlots);
+        // The last page has 10 bytes of room: a remainder that fits merges, one that does not finds no page.
         Assert.Equal(-(long)Errno.EAGAIN, writer.Write(new byte[100]));
         Assert.Equal(-(long)Errno.EAGAIN, writer.Write(new byte[5000]));
+        Assert.Equal(10, writer.Write(new byte[10]));
+        Assert.False(pipe.CanWrite);
         Assert.Equal(4096, reader.Read(new byte[4096]));
-        Assert.True(pipe.CanWrite(100));
-        Assert.Equal(4106, writer.Write(new byte[5000]));
+        Assert.True(pipe.CanWrite);
+        // 5000 = 904 + 4096: the 904 cannot merge (the last page is full), the next page takes 4096, then the ring is full.
+        Assert.Equal(4096, writer.Write(new byte[5000]));
         Assert.Equal(Pipe.Capacity, pipe.Count);
+    }
+
+    [Fact]
+    public void Pipe_SmallWritesShareAPageOnlyWhileTheyFitWhole()
+    {
+        var pipe = new Pipe();
+        var writer = new PipeEnd(pipe, isWriteEnd: true, inode: 1);
+        _ = new PipeEnd(pipe, isWriteEnd: false, inode: 1);
+        long total = 0;
+        for (long written; (written = writer.Write(new byte[1000])) > 0;)
+            total += written;
+        // Four 1000-byte writes per page (a fifth would straddle it), sixteen pages: 64000, not 65536.
+        Assert.Equal(64_000, total);
+        Assert.Equal(-(long)Errno.EAGAIN, writer.Write(new byte[1000]));
+        Assert.Equal(96, writer.Write(new byte[96]));
     }
 
     [Fact]
@@ -310,6 +329,34 @@ public class PipeSyscallTests
         Assert.Equal(0, p.Call(SyscallNumber.Close, (ulong)readFd));
         Assert.Equal(-(long)Errno.EPIPE, p.Call(SyscallNumber.Write, (ulong)writeFd, Scratch, 1));
         Assert.Equal(13, p.Process.TerminatingSignal);
+    }
+
+    [Fact]
+    public void FcntlSetflNonblock_MakesEmptyReadsAndFullWritesEagain_AndGetflReportsIt()
+    {
+        using var p = new ProcessFixture();
+        Assert.Equal(0, p.Call(SyscallNumber.Pipe, Scratch));
+        var (readFd, writeFd) = Fds(p);
+        const ulong FGetfl = 3, FSetfl = 4, ONonblock = 0x800;
+        Assert.Equal(0, p.Call(SyscallNumber.Fcntl, (ulong)readFd, FGetfl));
+        Assert.Equal(1, p.Call(SyscallNumber.Fcntl, (ulong)writeFd, FGetfl));
+        // O_WRONLY in the argument is ignored: the access mode never changes.
+        Assert.Equal(0, p.Call(SyscallNumber.Fcntl, (ulong)readFd, FSetfl, ONonblock | 1));
+        Assert.Equal(0, p.Call(SyscallNumber.Fcntl, (ulong)writeFd, FSetfl, ONonblock));
+        Assert.Equal((long)ONonblock, p.Call(SyscallNumber.Fcntl, (ulong)readFd, FGetfl));
+        Assert.Equal((long)(ONonblock | 1), p.Call(SyscallNumber.Fcntl, (ulong)writeFd, FGetfl));
+        Assert.Equal(-(long)Errno.EAGAIN, p.Call(SyscallNumber.Read, (ulong)readFd, Scratch + 64, 16));
+        Assert.False(p.Process.IsBlocked);
+
+        Assert.Equal(Pipe.Capacity, p.Call(SyscallNumber.Write, (ulong)writeFd, Scratch, 2 * Pipe.Capacity));
+        Assert.Equal(-(long)Errno.EAGAIN, p.Call(SyscallNumber.Write, (ulong)writeFd, Scratch, 1));
+        Assert.False(p.Process.IsBlocked);
+
+        // Cleared again, a write to the full pipe waits for the reader.
+        Assert.Equal(0, p.Call(SyscallNumber.Fcntl, (ulong)writeFd, FSetfl, 0));
+        Assert.Equal(1, p.Call(SyscallNumber.Fcntl, (ulong)writeFd, FGetfl));
+        p.Call(SyscallNumber.Write, (ulong)writeFd, Scratch, 1);
+        Assert.True(p.Process.IsBlocked);
     }
 
     [Fact]

@@ -115,7 +115,7 @@ public sealed partial class BuddyAllocator : IFrameAllocator
 
     /// <summary>Allocations of these uses are movable (__GFP_MOVABLE) and go to movable pageblocks.</summary>
     public static MigrateType MigrateTypeOf(FrameUse use) =>
-        use is FrameUse.Anonymous or FrameUse.PageCache ? MigrateType.Movable : MigrateType.Unmovable;
+        use is FrameUse.Anonymous or FrameUse.PageCache or FrameUse.Shmem ? MigrateType.Movable : MigrateType.Unmovable;
 
     /// <inheritdoc/>
     public bool TryAllocate(int order, FrameUse use, AllocationEffort effort, out ulong frameNumber) =>
@@ -269,8 +269,11 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         return total;
     }
 
-    /// <summary>The list a page belongs on: its type's inactive list, or the active one with PG_active (Linux's folio_lru_list).</summary>
-    static LruList ListOf(in PageDescriptor page) => page.Use == FrameUse.Anonymous
+    /// <summary>
+    /// The list a page belongs on (Linux's folio_lru_list): swap-backed pages (anonymous, shmem) on the
+    /// anonymous lists, page cache on the file lists (folio_is_file_lru); inactive, or active with PG_active.
+    /// </summary>
+    static LruList ListOf(in PageDescriptor page) => page.Use is FrameUse.Anonymous or FrameUse.Shmem
         ? (page.IsActive ? LruList.ActiveAnon : LruList.InactiveAnon)
         : (page.IsActive ? LruList.ActiveFile : LruList.InactiveFile);
 

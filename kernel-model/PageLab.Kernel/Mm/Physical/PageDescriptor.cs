@@ -107,8 +107,8 @@ public struct PageDescriptor
     /// <summary>Free-list or LRU links (a frame is never on both, as Linux's page->lru), frame numbers; -1 = none.</summary>
     internal int Next, Prev;
 
-    /// <summary>Anonymous and page-cache pages can be migrated (Linux's __GFP_MOVABLE users).</summary>
-    public readonly bool IsMovable => Use is FrameUse.Anonymous or FrameUse.PageCache;
+    /// <summary>Anonymous, page-cache and shmem pages can be migrated (Linux's __GFP_MOVABLE users).</summary>
+    public readonly bool IsMovable => Use is FrameUse.Anonymous or FrameUse.PageCache or FrameUse.Shmem;
 
     /// <summary>Pinned or locked: compaction and reclaim must leave it where it is.</summary>
     public readonly bool IsBusy => (Flags & (PageFlags.Locked | PageFlags.Pinned)) != 0;

@@ -8,11 +8,17 @@ namespace PageLab.Kernel.Mm.Thp;
 /// it turns the 512 PTEs of a 2 MiB anonymous region into one huge PMD, phase by phase, in
 /// collapse_huge_page's order, rolling back on failure. Every phase's modeled cost is added to
 /// <see cref="CollapseState.TotalNanoseconds"/>; the caller charges it to whoever the policy names.
+/// A region of a shmem VMA goes through the same phases as collapse_file does them: the scan reads the
+/// shmem object rather than the PTEs, the old pages are unmapped from every address space rather than
+/// by clearing one PMD, the copy builds the huge folio in the object (replacing its 512 entries), and
+/// the calling address space then maps it by a PMD (madvise_collapse's collapse_pte_mapped_thp).
 /// </summary>
 public sealed class CollapseEngine
 {
     readonly CollapseState state = new();
     readonly int[] nodeLoad = new int[64];
+    /// <summary>For a shmem region: the object's frame at each of the 512 indices (0 for a hole or a swapped page).</summary>
+    readonly ulong[] filePages = new ulong[ThpSettings.PtesPerPmd];
 
     public CollapseEngine(ThpCounters counters) => Counters = counters;
 
@@ -37,15 +43,17 @@ public sealed class CollapseEngine
     public CollapseResult CollapseRegion(AddressSpace mm, Vma vma, ulong region, CollapsePolicy policy)
     {
         state.Reset(mm, region, policy);
-        if (region < vma.Start || region + PagingConstants.LargePageSize > vma.End || !vma.IsAnonymous)
+        bool file = vma.IsShmem;
+        if (region < vma.Start || region + PagingConstants.LargePageSize > vma.End || !(vma.IsAnonymous || file)
+            || (file && !AddressSpace.ShmemPmdSuitable(vma, region)))
             return Finish(CollapseResult.VmaCheck);
 
-        var result = Scan(mm, out ulong cost);
+        var result = file ? ScanFile(mm, vma, out ulong cost) : Scan(mm, out cost);
         EndPhase(CollapsePhase.Scan, cost);
         if (result != CollapseResult.Succeeded)
-            return Finish(result);
+            return Finish(result == CollapseResult.PmdMapped && file ? MapExistingFolio(mm, vma) : result);
 
-        result = AllocateAndCharge(mm, policy, out cost);
+        result = AllocateAndCharge(mm, policy, file ? FrameUse.Shmem : FrameUse.Anonymous, out cost);
         EndPhase(CollapsePhase.AllocateAndCharge, cost);
         if (result != CollapseResult.Succeeded)
         {
@@ -55,21 +63,21 @@ public sealed class CollapseEngine
 
         if (state.Swapped > 0)
         {
-            bool swappedIn = SwapIn(mm, out cost);
+            bool swappedIn = file ? SwapInFile(mm, vma, out cost) : SwapIn(mm, out cost);
             EndPhase(CollapsePhase.SwapIn, cost);
             if (!swappedIn)
                 return RollBack(mm, CollapseResult.SwapInFailed, restorePmd: false);
         }
 
-        EndPhase(CollapsePhase.ClearPmdAndFlush, ClearPmdAndFlush(mm));
+        EndPhase(CollapsePhase.ClearPmdAndFlush, file ? UnmapFilePages(mm, vma) : ClearPmdAndFlush(mm));
 
-        result = Isolate(mm, out cost);
+        result = file ? IsolateFile(mm, vma, out cost) : Isolate(mm, out cost);
         EndPhase(CollapsePhase.Isolate, cost);
         if (result != CollapseResult.Succeeded)
-            return RollBack(mm, result, restorePmd: true);
+            return RollBack(mm, result, restorePmd: !file); // unmapped shmem pages stay in the object: faults map them again
 
-        EndPhase(CollapsePhase.Copy, Copy(mm));
-        EndPhase(CollapsePhase.InstallPmd, InstallPmd(mm, vma));
+        EndPhase(CollapsePhase.Copy, file ? CopyFile(mm, vma) : Copy(mm));
+        EndPhase(CollapsePhase.InstallPmd, file ? InstallFilePmd(mm, vma) : InstallPmd(mm, vma));
         Counters.CollapseAlloc++;
         return Finish(CollapseResult.Succeeded);
     }
@@ -153,14 +161,14 @@ public sealed class CollapseEngine
     static bool RefCountSuitable(in PageDescriptor info) => (info.Flags & PageFlags.Pinned) == 0 && info.RefCount == info.MapCount;
 
     /// <summary>alloc_charge_folio: the node holding most of the region's pages, then the memcg charge.</summary>
-    CollapseResult AllocateAndCharge(AddressSpace mm, CollapsePolicy policy, out ulong cost)
+    CollapseResult AllocateAndCharge(AddressSpace mm, CollapsePolicy policy, FrameUse use, out ulong cost)
     {
         int node = 0;
         for (int i = 1; i < nodeLoad.Length; i++)
             if (nodeLoad[i] > nodeLoad[node]) node = i;
         state.Node = node;
         var memory = mm.Memory;
-        bool allocated = memory.TryAllocateBlock(HugeOrder, node, policy.Effort, out ulong frame, out ulong stall);
+        bool allocated = memory.TryAllocateBlock(HugeOrder, node, policy.Effort, use, out ulong frame, out ulong stall);
         state.StallNanoseconds = stall;
         cost = CollapseCosts.AllocateFromFreeLists + stall;
         if (!allocated)
@@ -272,6 +280,147 @@ public sealed class CollapseEngine
         mm.Tables.Write(state.PmdAddress, pmd);
         mm.AccountHugeMapping(state.HugeFrame, state.Region);
         state.NewPmd = pmd;
+        return CollapseCosts.InstallPmd;
+    }
+
+    /// <summary>First page index of the region in the VMA's shmem object.</summary>
+    static long FirstIndex(Vma vma, ulong region) => vma.FileOffsetOf(region) >> PagingConstants.PageBits;
+
+    /// <summary>
+    /// hpage_collapse_scan_file: the calling address space's PMD (already huge: done), then the object's
+    /// 512 entries against the policy's limits: holes (max_ptes_none), swapped pages (max_ptes_swap),
+    /// and each present page's lock and references (the cache's, plus one per mapping). PmdMapped when
+    /// the object already holds a huge folio there.
+    /// </summary>
+    CollapseResult ScanFile(AddressSpace mm, Vma vma, out ulong cost)
+    {
+        cost = CollapseCosts.ScanPerPte * ThpSettings.PtesPerPmd;
+        if (mm.Tables.TryGetPmdAddress(state.Region, allocate: false, out ulong pmdAddress))
+        {
+            state.PmdAddress = pmdAddress;
+            state.OldPmd = mm.Tables.Read(pmdAddress);
+            if (AddressSpace.IsHugeLeaf(state.OldPmd))
+                return CollapseResult.PmdMapped;
+        }
+        var cache = mm.Memory.PageCache;
+        var frames = mm.Memory.Frames;
+        long first = FirstIndex(vma, state.Region);
+        if (cache.TryGetHugeFolio(vma.File!, first, out _))
+            return CollapseResult.PmdMapped;
+        Array.Clear(nodeLoad);
+        Array.Clear(filePages);
+        var policy = state.Policy;
+        for (int i = 0; i < ThpSettings.PtesPerPmd; i++)
+        {
+            switch (cache.Find(vma.File!, first + i, out ulong frame))
+            {
+                case CachedPage.None:
+                    if (++state.NoneOrZero > policy.MaxPtesNone) return CollapseResult.ExceedNonePte;
+                    continue;
+                case CachedPage.Swapped:
+                    if (++state.Swapped > policy.MaxPtesSwap) return CollapseResult.ExceedSwapPte;
+                    continue;
+            }
+            state.Present++;
+            filePages[i] = frame;
+            ref var info = ref frames[frame];
+            if ((info.Flags & PageFlags.Locked) != 0) return CollapseResult.PageLocked;
+            if ((info.Flags & PageFlags.Pinned) != 0 || info.RefCount != info.MapCount + 1) return CollapseResult.PageCount;
+            nodeLoad[mm.Memory.NodeOf(frame) & 63]++;
+        }
+        return CollapseResult.Succeeded;
+    }
+
+    /// <summary>The object already holds a huge folio here (SCAN_PTE_MAPPED_HUGEPAGE): map it by the calling address space's PMD.</summary>
+    CollapseResult MapExistingFolio(AddressSpace mm, Vma vma)
+    {
+        if (AddressSpace.IsHugeLeaf(state.OldPmd))
+            return CollapseResult.PmdMapped;
+        long first = FirstIndex(vma, state.Region);
+        mm.Memory.PageCache.TryGetHugeFolio(vma.File!, first, out ulong head);
+        if (!mm.Tables.TryGetPmdAddress(state.Region, allocate: true, out ulong pmdAddress) || !mm.MapShmemPmd(vma, state.Region, pmdAddress, head))
+            return CollapseResult.PmdNone;
+        state.NewPmd = mm.Tables.Read(pmdAddress);
+        return CollapseResult.PmdMapped;
+    }
+
+    /// <summary>shmem_get_folio for the swapped entries: read each back into the object.</summary>
+    bool SwapInFile(AddressSpace mm, Vma vma, out ulong cost)
+    {
+        cost = 0;
+        long first = FirstIndex(vma, state.Region);
+        var cache = mm.Memory.PageCache;
+        for (int i = 0; i < ThpSettings.PtesPerPmd; i++)
+        {
+            if (cache.Find(vma.File!, first + i, out _) != CachedPage.Swapped) continue;
+            cost += CollapseCosts.SwapInPerPage;
+            if (!cache.TryGetFrame(vma.File!, first + i, out filePages[i], mm.CostSink))
+                return false;
+        }
+        return true;
+    }
+
+    /// <summary>collapse_file's try_to_unmap of every old page: no address space can reach them any more.</summary>
+    ulong UnmapFilePages(AddressSpace mm, Vma vma)
+    {
+        long first = FirstIndex(vma, state.Region);
+        mm.Memory.PageCache.UnmapRange(vma.File!, first, first + ThpSettings.PtesPerPmd);
+        return CollapseCosts.MmapWriteLock + CollapseCosts.ClearPmdAndFlush;
+    }
+
+    /// <summary>
+    /// collapse_file's per-page isolation, after the allocation may have reclaimed: each page must still be
+    /// the object's, unlocked, and held by the cache alone now that it is unmapped.
+    /// </summary>
+    CollapseResult IsolateFile(AddressSpace mm, Vma vma, out ulong cost)
+    {
+        cost = 0;
+        long first = FirstIndex(vma, state.Region);
+        var frames = mm.Memory.Frames;
+        for (int i = 0; i < ThpSettings.PtesPerPmd; i++)
+        {
+            if (filePages[i] == 0) continue;
+            if (mm.Memory.PageCache.Find(vma.File!, first + i, out ulong frame) != CachedPage.Present || frame != filePages[i])
+                return CollapseResult.PteNonPresent;
+            cost += CollapseCosts.IsolatePerPage;
+            ref var info = ref frames[frame];
+            if ((info.Flags & PageFlags.Locked) != 0) return CollapseResult.PageLocked;
+            if (info.RefCount != 1) return CollapseResult.PageCount;
+        }
+        return CollapseResult.Succeeded;
+    }
+
+    /// <summary>collapse_file's copy: present pages into the huge folio, holes zeroed; the folio replaces them in the object.</summary>
+    ulong CopyFile(AddressSpace mm, Vma vma)
+    {
+        var memory = mm.Memory;
+        ulong cost = 0;
+        for (int i = 0; i < ThpSettings.PtesPerPmd; i++)
+        {
+            ulong target = state.HugeFrame + (ulong)i;
+            if (filePages[i] != 0)
+            {
+                memory.CopyFrame(filePages[i], target);
+                cost += CollapseCosts.CopyPerPage + CollapseCosts.FreePerPage;
+            }
+            else
+            {
+                memory.ZeroFrame4K(target);
+                cost += CollapseCosts.ZeroPerPage;
+            }
+        }
+        memory.PageCache.ReplaceWithHugeFolio(vma.File!, FirstIndex(vma, state.Region), state.HugeFrame);
+        return cost;
+    }
+
+    /// <summary>collapse_pte_mapped_thp with install_pmd: the calling address space maps the new folio by its PMD (the emptied table deposited).</summary>
+    ulong InstallFilePmd(AddressSpace mm, Vma vma)
+    {
+        if (mm.Tables.TryGetPmdAddress(state.Region, allocate: true, out ulong pmdAddress) && mm.MapShmemPmd(vma, state.Region, pmdAddress, state.HugeFrame))
+        {
+            state.PmdAddress = pmdAddress;
+            state.NewPmd = mm.Tables.Read(pmdAddress);
+        }
         return CollapseCosts.InstallPmd;
     }
 

@@ -9,6 +9,12 @@ public sealed class ThpCounters
     public long FaultFallback;
     public long CollapseAlloc;
     public long CollapseAllocFailed;
+    /// <summary>Huge shmem folios allocated at fault time (thp_file_alloc).</summary>
+    public long FileAlloc;
+    /// <summary>Huge shmem faults that fell back to 4 KiB pages because no block could be had (thp_file_fallback).</summary>
+    public long FileFallback;
+    /// <summary>Huge file folios mapped by a PMD (thp_file_mapped).</summary>
+    public long FileMapped;
     public long SplitPmd;
 
     /// <summary>
@@ -21,6 +27,9 @@ public sealed class ThpCounters
         yield return ("thp_fault_fallback", FaultFallback);
         yield return ("thp_collapse_alloc", CollapseAlloc);
         yield return ("thp_collapse_alloc_failed", CollapseAllocFailed);
+        yield return ("thp_file_alloc", FileAlloc);
+        yield return ("thp_file_fallback", FileFallback);
+        yield return ("thp_file_mapped", FileMapped);
         yield return ("thp_split_page", (long)reclaim.ThpSplitPage);
         yield return ("thp_split_pmd", SplitPmd);
         yield return ("thp_swpout", (long)reclaim.ThpSwapOut);

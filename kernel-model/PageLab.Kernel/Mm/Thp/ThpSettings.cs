@@ -23,6 +23,31 @@ public enum ThpDefrag : byte
     Never,
 }
 
+/// <summary>/sys/kernel/mm/transparent_hugepage/shmem_enabled: huge pages for shmem (here: MAP_SHARED|MAP_ANONYMOUS).</summary>
+public enum ShmemHuge : byte
+{
+    Always,
+    WithinSize,
+    Advise,
+    /// <summary>The default.</summary>
+    Never,
+    /// <summary>Emergency off: not even MADV_COLLAPSE.</summary>
+    Deny,
+    /// <summary>Huge pages wherever the size allows (testing).</summary>
+    Force,
+}
+
+/// <summary>/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled: the PMD size's own setting.</summary>
+public enum ShmemHugeOrder : byte
+{
+    Always,
+    /// <summary>Follow the top-level shmem_enabled (the default for the PMD size).</summary>
+    Inherit,
+    WithinSize,
+    Advise,
+    Never,
+}
+
 /// <summary>
 /// The THP knobs under /sys/kernel/mm/transparent_hugepage/, machine-wide, with Linux's defaults
 /// and its text formats ("always [madvise] never").
@@ -34,6 +59,8 @@ public sealed class ThpSettings
 
     public ThpEnabled Enabled { get; set; } = ThpEnabled.Madvise;
     public ThpDefrag Defrag { get; set; } = ThpDefrag.Madvise;
+    public ShmemHuge ShmemEnabled { get; set; } = ShmemHuge.Never;
+    public ShmemHugeOrder ShmemPmdEnabled { get; set; } = ShmemHugeOrder.Inherit;
 
     /// <summary>khugepaged/pages_to_scan: PTEs scanned per wake-up (default 8 * 512).</summary>
     public int PagesToScan { get; set; } = 8 * PtesPerPmd;
@@ -52,6 +79,8 @@ public sealed class ThpSettings
 
     static readonly string[] EnabledNames = ["always", "madvise", "never"];
     static readonly string[] DefragNames = ["always", "defer", "defer+madvise", "madvise", "never"];
+    static readonly string[] ShmemNames = ["always", "within_size", "advise", "never", "deny", "force"];
+    static readonly string[] ShmemOrderNames = ["always", "inherit", "within_size", "advise", "never"];
 
     /// <summary>The file's text: every choice, the current one in brackets.</summary>
     public static string FormatChoice(string[] names, int current) =>
@@ -59,20 +88,71 @@ public sealed class ThpSettings
 
     public string EnabledText => FormatChoice(EnabledNames, (int)Enabled);
     public string DefragText => FormatChoice(DefragNames, (int)Defrag);
+    public string ShmemEnabledText => FormatChoice(ShmemNames, (int)ShmemEnabled);
+    public string ShmemPmdEnabledText => FormatChoice(ShmemOrderNames, (int)ShmemPmdEnabled);
+
+    public bool TrySetShmemEnabled(string text)
+    {
+        if (!TryParseChoice(ShmemNames, text, out ShmemHuge value)) return false;
+        ShmemEnabled = value;
+        return true;
+    }
+
+    public bool TrySetShmemPmdEnabled(string text)
+    {
+        if (!TryParseChoice(ShmemOrderNames, text, out ShmemHugeOrder value)) return false;
+        ShmemPmdEnabled = value;
+        return true;
+    }
+
+    /// <summary>The choice <paramref name="text"/> names (surrounding whitespace ignored, as sysfs stores strip the newline).</summary>
+    static bool TryParseChoice<T>(string[] names, string text, out T value) where T : struct, Enum
+    {
+        int index = Array.IndexOf(names, text.Trim());
+        value = (T)Enum.ToObject(typeof(T), Math.Max(index, 0));
+        return index >= 0;
+    }
+
+    /// <summary>
+    /// May a huge page back the 2 MiB of anonymous shmem at a VMA with (or without) VM_HUGEPAGE?
+    /// shmem_allowable_huge_orders of Linux 6.18 for the PMD order: "deny" refuses everything; the
+    /// PMD size's own setting decides (always; advise with VM_HUGEPAGE; within_size: the 2 MiB lie
+    /// inside the object, which <paramref name="withinSize"/> says); "inherit" follows the top level,
+    /// which MADV_COLLAPSE (<paramref name="forcedCollapse"/>) overrides, except "deny" (and "never" on
+    /// this kernel: the host collapses anonymous shmem under shmem_enabled=never).
+    /// </summary>
+    public bool ShmemHugeAllowed(bool vmaHugePage, bool withinSize, bool forcedCollapse)
+    {
+        if (ShmemEnabled == ShmemHuge.Deny)
+            return false;
+        bool global = forcedCollapse || ShmemEnabled switch
+        {
+            ShmemHuge.Always or ShmemHuge.Force => true,
+            ShmemHuge.WithinSize => withinSize,
+            ShmemHuge.Advise => vmaHugePage,
+            _ => false,
+        };
+        return ShmemPmdEnabled switch
+        {
+            ShmemHugeOrder.Always => true,
+            ShmemHugeOrder.WithinSize => withinSize,
+            ShmemHugeOrder.Advise => vmaHugePage,
+            ShmemHugeOrder.Inherit => global,
+            _ => false,
+        };
+    }
 
     public bool TrySetEnabled(string text)
     {
-        int index = Array.IndexOf(EnabledNames, text.Trim());
-        if (index < 0) return false;
-        Enabled = (ThpEnabled)index;
+        if (!TryParseChoice(EnabledNames, text, out ThpEnabled value)) return false;
+        Enabled = value;
         return true;
     }
 
     public bool TrySetDefrag(string text)
     {
-        int index = Array.IndexOf(DefragNames, text.Trim());
-        if (index < 0) return false;
-        Defrag = (ThpDefrag)index;
+        if (!TryParseChoice(DefragNames, text, out ThpDefrag value)) return false;
+        Defrag = value;
         return true;
     }
 

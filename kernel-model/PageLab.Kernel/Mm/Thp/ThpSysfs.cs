@@ -23,6 +23,8 @@ public static class ThpSysfs
         [
             new("enabled", () => s.EnabledText, v => s.TrySetEnabled(v) ? null : Errno.EINVAL),
             new("defrag", () => s.DefragText, v => s.TrySetDefrag(v) ? null : Errno.EINVAL),
+            new("shmem_enabled", () => s.ShmemEnabledText, v => s.TrySetShmemEnabled(v) ? null : Errno.EINVAL),
+            new("hugepages-2048kB/shmem_enabled", () => s.ShmemPmdEnabledText, v => s.TrySetShmemPmdEnabled(v) ? null : Errno.EINVAL),
             new("hpage_pmd_size", () => Line((long)PageLab.Emulator.Paging.PagingConstants.LargePageSize), null),
             // The model maps no huge zero page: read faults take 4 KiB zero pages (see AddressSpace.Thp.cs).
             new("use_zero_page", () => "0\n", null),
