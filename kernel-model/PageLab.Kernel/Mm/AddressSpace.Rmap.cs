@@ -160,15 +160,8 @@ public sealed partial class AddressSpace : IPageOwner
     /// </summary>
     internal PageReferences TestAndClearYoungPte(ulong linear, ulong frame)
     {
-        if (!Tables.TryGetPteAddress(linear, allocate: false, out ulong pteAddress))
-            return default;
-        var pte = Tables.Read(pteAddress);
-        if (!MapsFrame(pte) || pte.FrameNumber != frame)
-            return default;
-        if (!pte.IsAccessed)
-            return new PageReferences(1, 0, false);
-        Tables.Write(pteAddress, pte.Without(PageTableEntry.AccessedBit));
-        return new PageReferences(1, 1, IsExecutableAt(linear));
+        bool mapped = Tables.TryGetPteAddress(linear, allocate: false, out ulong pteAddress);
+        return mapped ? TestAndClearYoung(pteAddress, linear, frame, huge: false) : default;
     }
 
     /// <summary>
@@ -177,16 +170,22 @@ public sealed partial class AddressSpace : IPageOwner
     /// </summary>
     PageReferences TestAndClearYoungPmd(ulong region, ulong head)
     {
-        if (!Tables.TryGetPmdAddress(region, allocate: false, out ulong pmdAddress))
+        bool mapped = Tables.TryGetPmdAddress(region, allocate: false, out ulong pmdAddress);
+        return mapped ? TestAndClearYoung(pmdAddress, region, head, huge: true) : default;
+    }
+
+    /// <summary>The test-and-clear of one leaf entry mapping <paramref name="frame"/>; a young huge PMD's range is flushed.</summary>
+    PageReferences TestAndClearYoung(ulong entryAddress, ulong linear, ulong frame, bool huge)
+    {
+        var entry = Tables.Read(entryAddress);
+        if (!(huge ? IsHugeLeaf(entry) : MapsFrame(entry)) || entry.FrameNumber != frame)
             return default;
-        var pmd = Tables.Read(pmdAddress);
-        if (!IsHugeLeaf(pmd) || pmd.FrameNumber != head)
-            return default;
-        if (!pmd.IsAccessed)
+        if (!entry.IsAccessed)
             return new PageReferences(1, 0, false);
-        Tables.Write(pmdAddress, pmd.Without(PageTableEntry.AccessedBit));
-        FlushRange(region, region + PagingConstants.LargePageSize);
-        return new PageReferences(1, 1, IsExecutableAt(region));
+        Tables.Write(entryAddress, entry.Without(PageTableEntry.AccessedBit));
+        if (huge)
+            FlushRange(linear, linear + PagingConstants.LargePageSize);
+        return new PageReferences(1, 1, IsExecutableAt(linear));
     }
 
     bool IsExecutableAt(ulong linear) => FindVma(linear) is { } vma && (vma.Protection & Protection.Exec) != 0;

@@ -1,7 +1,7 @@
 using PageLab.Emulator.Paging;
-using Xunit.Abstractions;
 using PageLab.Kernel.Mm;
 using PageLab.Kernel.Mm.Physical;
+using Xunit.Abstractions;
 
 namespace PageLab.Kernel.Tests.Mm;
 

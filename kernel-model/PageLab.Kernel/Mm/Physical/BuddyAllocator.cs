@@ -285,21 +285,9 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         var list = ListOf(page);
         ref var lru = ref node.Lru[(int)list];
         if (youngest)
-        {
             PushFront(ref lru, frameNumber);
-        }
         else
-        {
-            int frame = (int)frameNumber;
-            page.Next = NoFrame;
-            page.Prev = lru.Last;
-            if (lru.Last != NoFrame)
-                pages[lru.Last].Next = frame;
-            else
-                lru.First = frame;
-            lru.Last = frame;
-            lru.Count++;
-        }
+            PushBack(ref lru, frameNumber);
         node.LruPageCounts[(int)list] += 1UL << page.Order;
         page.OnLru = true;
     }
@@ -556,6 +544,20 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         else
             list.Last = frame;
         list.First = frame;
+        list.Count++;
+    }
+
+    void PushBack(ref FrameList list, ulong frameNumber)
+    {
+        int frame = (int)frameNumber;
+        ref var page = ref pages[frame];
+        page.Next = NoFrame;
+        page.Prev = list.Last;
+        if (list.Last != NoFrame)
+            pages[list.Last].Next = frame;
+        else
+            list.First = frame;
+        list.Last = frame;
         list.Count++;
     }
 
