@@ -4,17 +4,8 @@
  * Parent and child take turns printing (each flushes before handing over), so the output
  * order is fixed. */
 #include "guest.h"
-#include <sys/wait.h>
 
 #define H HUGE_SIZE_2M
-
-static void wait_child(pid_t pid)
-{
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid)
-        die("waitpid");
-    printf("child exit status: %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-}
 
 int main(void)
 {
@@ -25,10 +16,7 @@ int main(void)
     fill_pattern(r1, H, 23);
 
     puts("## the child collapses region 0, shared with the parent");
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork");
+    pid_t pid = fork_or_die();
     if (pid == 0) {
         madvise_print("child: madvise(region 0, COLLAPSE)", r0, H, MADV_COLLAPSE);
         print_huge("child region 0", r0, H);
@@ -38,22 +26,14 @@ int main(void)
         fflush(stdout);
         _exit(0);
     }
-    wait_child(pid);
+    wait_and_report(pid);
     print_huge("parent region 0", r0, H);
     print_check("parent data", check_pattern(r0, H, 13));
 
     puts("## the parent collapses region 1 while a child shares it");
-    int go[2];
-    if (pipe(go) != 0)
-        die("pipe");
-    fflush(stdout);
-    pid = fork();
-    if (pid < 0)
-        die("fork");
+    int go;
+    pid = fork_held_child(&go);
     if (pid == 0) {
-        char c;
-        if (read(go[0], &c, 1) != 1)
-            _exit(1);
         print_huge("child region 1", r1, H);
         print_check("child data", check_pattern(r1, H, 23));
         fflush(stdout);
@@ -64,9 +44,7 @@ int main(void)
     print_check("parent data", check_pattern(r1, H, 23));
     fill_pattern(r1, H, 15);
     print_check("parent data after rewriting region 1", check_pattern(r1, H, 15));
-    fflush(stdout);
-    if (write(go[1], "g", 1) != 1)
-        die("write pipe");
-    wait_child(pid);
+    release_child(go);
+    wait_and_report(pid);
     return 0;
 }

@@ -5,7 +5,6 @@
 #include "guest.h"
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 
 #define PAGES 16
 
@@ -70,23 +69,13 @@ int main(void)
 
     /* The parent writes after the fork while the child waits on a pipe, then the child checks
      * it still sees the values from the time of the fork. */
-    int pipe_fds[2];
-    if (pipe(pipe_fds) != 0)
-        die("pipe");
-    pid = fork_or_die();
-    if (pid == 0) {
-        char go;
-        close(pipe_fds[1]);
-        if (read(pipe_fds[0], &go, 1) != 1)
-            _exit(100);
+    int go;
+    pid = fork_held_child(&go);
+    if (pid == 0)
         _exit(check_pattern(private_region, PAGES * PAGE_SIZE_4K, 11) < 0 && shared_region[0] == 'Q' ? 0 : 1);
-    }
-    close(pipe_fds[0]);
     fill_pattern(private_region, PAGES * PAGE_SIZE_4K, 31);
     shared_region[0] = 'Q';
-    if (write(pipe_fds[1], "g", 1) != 1)
-        die("write pipe");
-    close(pipe_fds[1]);
+    release_child(go);
     waited = wait4(pid, &status, 0, NULL);
     print_status("child 2 (sees pre-fork private data and the parent's later shared write; 0 = yes)", pid, waited,
                  status);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define KiB 1024UL
@@ -302,6 +303,46 @@ static inline void print_maps(const char *label, const void *base, size_t len)
         printf("  +%#lx..+%#lx %s %lu kB off=%#lx%s%s\n", (unsigned long)(clo - s), (unsigned long)(chi - s),
                perms, (unsigned long)(chi - clo) / 1024, offset, shown[0] ? " " : "", shown);
     }
+}
+
+/* Waits for the child and prints its exit status (128 + the signal for a death by signal). */
+static inline void wait_and_report(pid_t pid)
+{
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid)
+        die("waitpid");
+    printf("child exit status: %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+/* Forks a child that first waits until the parent calls release_child(*go): returns 0 in the
+ * child once released (it exits with 100 if the parent dies first), the child's pid in the
+ * parent, which gets the pipe's write end in *go. */
+static inline pid_t fork_held_child(int *go)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        die("pipe");
+    pid_t pid = fork_or_die();
+    if (pid == 0) {
+        char c;
+        close(fds[1]);
+        if (read(fds[0], &c, 1) != 1)
+            _exit(100);
+        close(fds[0]);
+        return 0;
+    }
+    close(fds[0]);
+    *go = fds[1];
+    return pid;
+}
+
+/* Lets a child from fork_held_child run (after flushing what the parent printed). */
+static inline void release_child(int go)
+{
+    fflush(stdout);
+    if (write(go, "g", 1) != 1)
+        die("write pipe");
+    close(go);
 }
 
 /* Reads the THP `enabled` setting ("madvise" etc.), printed first by programs whose output

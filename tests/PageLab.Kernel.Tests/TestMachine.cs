@@ -72,5 +72,12 @@ sealed class TestMachine : IDisposable
         return reclaimed;
     }
 
+    /// <summary>A /proc/meminfo field, in kB.</summary>
+    public ulong MemInfoKb(string field)
+    {
+        string line = ProcMemory.MemInfo(Memory).Split('\n').Single(l => l.StartsWith(field + ":", StringComparison.Ordinal));
+        return ulong.Parse(line[(field.Length + 1)..^3].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     public void Dispose() => Physical.Dispose();
 }

@@ -26,7 +26,7 @@ public sealed partial class AddressSpace
                 ReleaseSwapEntry(new SwapPte(pte.Raw));
                 return;
             }
-            if (pte.FrameNumber == memory.ZeroFrame)
+            if (pte.FrameNumber == memory.ZeroFrame || !SplitFolioMappedAlone(pte.FrameNumber, linear))
                 return;
             ref var page = ref memory.Page(pte.FrameNumber);
             if (page.Use != FrameUse.Anonymous || page.MapCount != 1)
@@ -57,10 +57,10 @@ public sealed partial class AddressSpace
                 SplitHugePmd(region, pmdAddress);
         }
         var frames = new List<ulong>();
-        Tables.VisitPtes(start, end, (_, pteAddress) =>
+        Tables.VisitPtes(start, end, (linear, pteAddress) =>
         {
             var pte = Tables.Read(pteAddress);
-            if (!pte.IsPresent || pte.FrameNumber == memory.ZeroFrame)
+            if (!pte.IsPresent || pte.FrameNumber == memory.ZeroFrame || !SplitFolioMappedAlone(pte.FrameNumber, linear))
                 return;
             ref var page = ref memory.Page(pte.FrameNumber);
             if (page.MapCount != 1 || page.State != PageState.Head || page.Order != 0)
@@ -114,6 +114,20 @@ public sealed partial class AddressSpace
             if (region < start || region + PagingConstants.LargePageSize > end)
                 SplitHugePmd(region, pmdAddress);
         }
+    }
+
+    /// <summary>
+    /// How madvise meets a page of a large folio (a THP whose PMD was split) in its PTE walk: a folio
+    /// mapped only here is split (split_folio) so its pages can be handled one by one; one shared with
+    /// another process is left alone (folio_maybe_mapped_shared). True when <paramref name="frame"/>
+    /// is, or has just become, an order-0 page.
+    /// </summary>
+    bool SplitFolioMappedAlone(ulong frame, ulong linear)
+    {
+        ulong head = memory.FolioOf(frame);
+        if (head == frame && memory.Page(frame).Order == 0)
+            return true;
+        return MapsFolioAlone(head, linear) && memory.TrySplitFolio(head);
     }
 
     /// <summary>Is the PTE of <paramref name="linear"/> dirty (written since it was last cleaned)?</summary>

@@ -1,5 +1,6 @@
 using PageLab.Emulator.Paging;
 using PageLab.Kernel.Mm.Physical;
+using PageLab.Kernel.Mm.Thp;
 
 namespace PageLab.Kernel.Mm;
 
@@ -13,8 +14,7 @@ public sealed partial class AddressSpace
     /// and each shared frame gains a reference and a mapping. Swap entries are duplicated (the slot's
     /// use count goes up). Shared mappings are not copied (vma_needs_copy: they have no anon_vma): the
     /// child maps the file's or shmem object's pages on its own faults, and so sees every page of it,
-    /// touched before or after the fork. Huge PMDs are split in the parent first, so sharing is tracked per 4 KiB
-    /// frame (Linux shares the PMD read-only instead; the model's THP accounting is per mapping).
+    /// touched before or after the fork. Huge PMDs of private VMAs are shared whole (copy_huge_pmd), write-protected.
     /// Null when a page table could not be allocated (fork's ENOMEM); nothing leaks then.
     /// </summary>
     public AddressSpace? Fork()
@@ -26,23 +26,53 @@ public sealed partial class AddressSpace
             StartStack = StartStack,
             ThpDisabled = ThpDisabled,
         };
-        foreach (var (region, pmdAddress) in HugePmdsIn(0, TaskSize))
-        {
-            if (memory.Page(Tables.Read(pmdAddress).FrameNumber).Use != FrameUse.Shmem) // shared VMAs are not copied
-                SplitHugePmd(region, pmdAddress);
-        }
         bool complete = true;
         foreach (var vma in vmas)
         {
             child.vmas.Add(vma.Slice(vma.Start, vma.End));
             if (complete && (vma.Flags & VmaFlags.Shared) == 0)
-                complete = CopyPageRange(child, vma);
+                complete = CopyHugePmds(child, vma) && CopyPageRange(child, vma);
         }
         memory.Guest.FlushNonGlobal();
         if (complete)
             return child;
         child.Destroy();
         return null;
+    }
+
+    /// <summary>
+    /// copy_huge_pmd for the huge PMDs of one private VMA: the child maps the same THP with its own
+    /// deposited PTE table; both PMDs lose write permission (the first write faults, see
+    /// HandleHugePmdFault) and the child's is old (A clear), as pmd_mkold. The THP gains a reference and
+    /// an entire mapping: it is shared, not copied. A pinned THP (page_try_dup_anon_rmap refuses) is
+    /// PMD-split in the parent instead and its pages are copied with the PTEs. False when the child's
+    /// tables ran out of frames.
+    /// </summary>
+    bool CopyHugePmds(AddressSpace child, Vma vma)
+    {
+        foreach (var (region, pmdAddress) in HugePmdsIn(vma.Start, vma.End))
+        {
+            var pmd = Tables.Read(pmdAddress);
+            ref var folio = ref memory.Page(pmd.FrameNumber);
+            if ((folio.Flags & PageFlags.Pinned) != 0)
+            {
+                SplitHugePmd(region, pmdAddress);
+                continue;
+            }
+            if (!child.Tables.TryGetPmdAddress(region, allocate: true, out ulong childPmdAddress) || !child.Tables.TryAllocateTable(out ulong deposit))
+                return false;
+            if (pmd.IsWritable)
+            {
+                pmd = pmd.Without(PageTableEntry.WritableBit);
+                Tables.Write(pmdAddress, pmd);
+            }
+            child.DepositTable(region, deposit);
+            child.Tables.Write(childPmdAddress, pmd.Without(PageTableEntry.AccessedBit));
+            folio.EntireMapCount++;
+            folio.RefCount++;
+            child.ResidentPages += ThpSettings.PtesPerPmd;
+        }
+        return true;
     }
 
     /// <summary>copy_page_range for one private VMA; false when the child's page tables ran out of frames.</summary>
@@ -79,9 +109,8 @@ public sealed partial class AddressSpace
             ulong frame = pte.FrameNumber;
             if (frame != memory.ZeroFrame)
             {
-                ref var page = ref memory.Page(frame);
-                page.RefCount++;
-                page.MapCount++;
+                memory.Page(frame).MapCount++;
+                memory.GetFolio(frame);
                 child.ResidentPages++;
             }
             child.Tables.Write(childPteAddress, pte);

@@ -55,7 +55,7 @@ public sealed partial class AddressSpace
             ulong head = Tables.Read(pmdAddress).FrameNumber;
             ulong frame = head + ((linear - region) >> PagingConstants.PageBits);
             return flags | PagemapPresent | (shared ? PagemapFileOrShared : 0)
-                | (memory.Page(head).MapCount == 1 ? PagemapExclusive : 0) | (showFrames ? frame : 0);
+                | (memory.PageMapCount(frame) == 1 ? PagemapExclusive : 0) | (showFrames ? frame : 0);
         }
         var pte = Tables.ReadPte(linear);
         if (pte.Raw == 0)
@@ -72,6 +72,6 @@ public sealed partial class AddressSpace
         ref var page = ref memory.Page(pte.FrameNumber);
         if (shared || page.Use != FrameUse.Anonymous)
             flags |= PagemapFileOrShared;
-        return page.MapCount == 1 ? flags | PagemapExclusive : flags;
+        return memory.PageMapCount(pte.FrameNumber) == 1 ? flags | PagemapExclusive : flags;
     }
 }

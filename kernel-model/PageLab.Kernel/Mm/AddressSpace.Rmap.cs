@@ -50,7 +50,8 @@ public sealed partial class AddressSpace : IPageOwner
         ref var page = ref memory.Page(frame);
         ulong linear = index << PagingConstants.PageBits;
         if (page.Order == HugeOrder)
-            return swapPte != SwapPte.None && page.MapCount == 1 && page.RefCount == 1 && UnmapEvictedHugeFrame(linear, frame, swapPte);
+            return swapPte != SwapPte.None && page.EntireMapCount == 1 && page.RefCount == 1 && memory.FolioMapCount(frame) == 1
+                && UnmapEvictedHugeFrame(linear, frame, swapPte);
         // Without a swap entry this is a lazily freed page: written to since MADV_FREE, it must stay.
         if (swapPte == SwapPte.None && IsDirtyAt(linear))
             return false;
@@ -124,7 +125,7 @@ public sealed partial class AddressSpace : IPageOwner
         Tables.Write(pmdAddress, PageTableEntry.Table(table << PagingConstants.PageBits));
         Thp.Counters.SplitPmd++;
         ref var page = ref memory.Page(head);
-        page.MapCount--;
+        page.EntireMapCount--;
         page.RefCount--;
         ResidentPages -= ThpSettings.PtesPerPmd;
         SwappedPages += ThpSettings.PtesPerPmd;
@@ -141,13 +142,32 @@ public sealed partial class AddressSpace : IPageOwner
     {
         ulong linear = index << PagingConstants.PageBits;
         ref var page = ref memory.Page(frame);
-        if (page.Order == HugeOrder)
-            return TestAndClearYoungPmd(linear, frame);
-        if (page.MapCount <= 1)
-            return TestAndClearYoungPte(linear, frame);
+        bool huge = page.Order == HugeOrder;
+        if (huge ? memory.FolioMapCount(frame) == 1 : page.MapCount <= 1)
+            return huge ? TestAndClearYoungFolio(linear, frame) : TestAndClearYoungPte(linear, frame);
         var references = default(PageReferences);
         foreach (var space in memory.AddressSpaces)
-            references += space.TestAndClearYoungPte(linear, frame);
+            references += huge ? space.TestAndClearYoungFolio(linear, frame) : space.TestAndClearYoungPte(linear, frame);
+        return references;
+    }
+
+    /// <summary>
+    /// The mappings of a THP in this address space: its huge PMD, or, once the PMD was split (the folio
+    /// stays whole), the PTEs that map its pages.
+    /// </summary>
+    PageReferences TestAndClearYoungFolio(ulong region, ulong head)
+    {
+        if (!Tables.TryGetPmdAddress(region, allocate: false, out ulong pmdAddress))
+            return default;
+        var pmd = Tables.Read(pmdAddress);
+        if (IsHugeLeaf(pmd))
+            return pmd.FrameNumber == head ? TestAndClearYoung(pmdAddress, region, head, huge: true) : default;
+        var references = default(PageReferences);
+        for (ulong i = 0; i < ThpSettings.PtesPerPmd; i++)
+        {
+            if (memory.Page(head + i).MapCount > 0)
+                references += TestAndClearYoungPte(region + (i << PagingConstants.PageBits), head + i);
+        }
         return references;
     }
 
@@ -165,16 +185,10 @@ public sealed partial class AddressSpace : IPageOwner
     }
 
     /// <summary>
-    /// pmdp_clear_flush_young on x86: clears A in the huge PMD and, unlike the PTE case, flushes the 2 MiB
-    /// range when A was set (flush_tlb_range), so the next access walks and sets A again.
+    /// The test-and-clear of one leaf entry mapping <paramref name="frame"/>. For a huge PMD it is x86's
+    /// pmdp_clear_flush_young: unlike the PTE case, the 2 MiB range is flushed when A was set
+    /// (flush_tlb_range), so the next access walks and sets A again.
     /// </summary>
-    PageReferences TestAndClearYoungPmd(ulong region, ulong head)
-    {
-        bool mapped = Tables.TryGetPmdAddress(region, allocate: false, out ulong pmdAddress);
-        return mapped ? TestAndClearYoung(pmdAddress, region, head, huge: true) : default;
-    }
-
-    /// <summary>The test-and-clear of one leaf entry mapping <paramref name="frame"/>; a young huge PMD's range is flushed.</summary>
     PageReferences TestAndClearYoung(ulong entryAddress, ulong linear, ulong frame, bool huge)
     {
         var entry = Tables.Read(entryAddress);
@@ -190,18 +204,12 @@ public sealed partial class AddressSpace : IPageOwner
 
     bool IsExecutableAt(ulong linear) => FindVma(linear) is { } vma && (vma.Protection & Protection.Exec) != 0;
 
-    /// <summary>Reclaim found no free swap cluster for one of our THPs: split its huge PMD (and the block) into 4 KiB pages.</summary>
-    public bool TrySplitHuge(ulong index, ulong headFrame)
-    {
-        ulong region = index << PagingConstants.PageBits;
-        if (!Tables.TryGetPmdAddress(region, allocate: false, out ulong pmdAddress))
-            return false;
-        var pmd = Tables.Read(pmdAddress);
-        if (!IsHugeLeaf(pmd) || pmd.FrameNumber != headFrame || !depositedTables.ContainsKey(region))
-            return false;
-        SplitHugePmd(region, pmdAddress);
-        return true;
-    }
+    /// <summary>
+    /// Reclaim splits one of our THPs before swapping its pages (no free swap cluster, or its PMD was split
+    /// already): split_huge_page through <see cref="KernelMemory.TrySplitFolio"/>, which splits every PMD
+    /// mapping it and puts the mapped pages on the LRU; false when the folio has other references.
+    /// </summary>
+    public bool TrySplitHuge(ulong index, ulong headFrame) => memory.TrySplitFolio(headFrame);
 
     /// <summary>do_swap_page: reads the page back into a new frame and maps it, writable if the VMA is.</summary>
     FaultOutcome FaultSwapIn(Vma vma, ulong page, ulong pteAddress, SwapPte entry, AccessKind access)

@@ -49,16 +49,18 @@ public sealed partial class AddressSpace
             Tables.Write(pmdAddress, pmd.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
             return FaultOutcome.WriteReused;
         }
-        bool pmdFree = pmd.Raw == 0 || IsEmptyTable(pmd.FrameNumber);
-        bool suitable = pmdFree && ShmemPmdSuitable(vma, region);
-        if (memory.PageCache.TryGetHugeFolio(file, index, out ulong head))
+        bool hugeFolio = memory.PageCache.TryGetHugeFolio(file, index, out ulong head);
+        if (!hugeFolio && !ShmemHugeAllowed(vma, forcedCollapse: false))
+            return null;
+        bool suitable = ShmemPmdSuitable(vma, region) && (pmd.Raw == 0 || IsEmptyTable(pmd.FrameNumber));
+        if (hugeFolio)
         {
             if (suitable)
                 return MapShmemPmd(vma, region, pmdAddress, head) ? FaultOutcome.SharedPageMapped : FaultOutcome.OutOfMemory;
             memory.PageCache.SplitHugeFolio(file, index);
             return null;
         }
-        if (!suitable || !ShmemHugeAllowed(vma, forcedCollapse: false))
+        if (!suitable)
             return null;
         long first = index & ~(long)(ThpSettings.PtesPerPmd - 1);
         var effort = Thp.Settings.FaultMayStall((vma.Flags & VmaFlags.HugePage) != 0)
@@ -93,7 +95,9 @@ public sealed partial class AddressSpace
 
     /// <summary>
     /// do_set_pmd: maps the object's huge folio at <paramref name="head"/> by the PMD of <paramref name="region"/>,
-    /// depositing the empty PTE table that was there (or a new one); the mapping takes a reference.
+    /// depositing the empty PTE table that was there (or a new one); the mapping takes a reference. A table
+    /// pointer is cleared and the 2 MiB flushed before the leaf goes in (as retract_page_tables'
+    /// pmdp_collapse_flush), so no paging-structure cache keeps walking the old table.
     /// </summary>
     internal bool MapShmemPmd(Vma vma, ulong region, ulong pmdAddress, ulong head)
     {
@@ -101,12 +105,17 @@ public sealed partial class AddressSpace
         ulong table = pmd.FrameNumber;
         if (pmd.Raw == 0 && !Tables.TryAllocateTable(out table))
             return false;
+        if (pmd.Raw != 0)
+        {
+            Tables.Write(pmdAddress, default);
+            FlushRange(region, region + PagingConstants.LargePageSize);
+        }
         DepositTable(region, table);
         Tables.Write(pmdAddress, HugeLeafEntry(head, vma));
         Thp.Counters.FileMapped++;
         ref var folio = ref memory.Page(head);
         folio.RefCount++;
-        folio.MapCount++;
+        folio.EntireMapCount++;
         ResidentPages += ThpSettings.PtesPerPmd;
         return true;
     }

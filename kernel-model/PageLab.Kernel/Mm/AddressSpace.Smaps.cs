@@ -11,12 +11,12 @@ public sealed partial class AddressSpace
     /// <summary>What smaps counts for one VMA (or all, for the rollup), in bytes.</summary>
     public struct MemoryUsage
     {
-        public ulong Rss, PssTimes1K, PssDirtyTimes1K, PssAnonTimes1K, SharedClean, SharedDirty, PrivateClean, PrivateDirty;
+        public ulong Rss, PssTimes1K, PssDirtyTimes1K, PssAnonTimes1K, PssShmemTimes1K, SharedClean, SharedDirty, PrivateClean, PrivateDirty;
         public ulong Referenced, Anonymous, LazyFree, AnonHugePages, ShmemPmdMapped, Swap;
 
         public void Add(in MemoryUsage other)
         {
-            Rss += other.Rss; PssTimes1K += other.PssTimes1K; PssDirtyTimes1K += other.PssDirtyTimes1K; PssAnonTimes1K += other.PssAnonTimes1K;
+            Rss += other.Rss; PssTimes1K += other.PssTimes1K; PssDirtyTimes1K += other.PssDirtyTimes1K; PssAnonTimes1K += other.PssAnonTimes1K; PssShmemTimes1K += other.PssShmemTimes1K;
             SharedClean += other.SharedClean; SharedDirty += other.SharedDirty;
             PrivateClean += other.PrivateClean; PrivateDirty += other.PrivateDirty;
             Referenced += other.Referenced; Anonymous += other.Anonymous; LazyFree += other.LazyFree; AnonHugePages += other.AnonHugePages; ShmemPmdMapped += other.ShmemPmdMapped; Swap += other.Swap;
@@ -27,7 +27,10 @@ public sealed partial class AddressSpace
     /// smaps_account over the pages mapped in <paramref name="vma"/> (the zero page is not counted, as
     /// vm_normal_page skips it). Pages of a shmem VMA (MAP_SHARED|MAP_ANONYMOUS) are not Anonymous, a
     /// huge one counts as ShmemPmdMapped, and its Swap is the object's pages in swap over the VMA's
-    /// range (shmem_swap_usage), as no PTE holds their swap entries.
+    /// range (shmem_swap_usage), as no PTE holds their swap entries. Each 4 KiB page counts as shared
+    /// or private, and divides its Pss, by how many times it is mapped (folio_precise_page_mapcount),
+    /// also inside a huge PMD: a THP shared with a forked child whose PMD was split is shared except
+    /// for the pages the child copied.
     /// </summary>
     public MemoryUsage Usage(Vma vma)
     {
@@ -41,7 +44,8 @@ public sealed partial class AddressSpace
         foreach (var (region, pmdAddress) in HugePmdsIn(vma.Start, vma.End))
         {
             var pmd = Tables.Read(pmdAddress);
-            Account(ref usage, memory.Page(pmd.FrameNumber), pmd, PagingConstants.LargePageSize, anonymous: !shmem);
+            for (ulong i = 0; i < ThpSettings.PtesPerPmd; i++)
+                Account(ref usage, pmd.FrameNumber + i, pmd, anonymous: !shmem);
             if (shmem) usage.ShmemPmdMapped += PagingConstants.LargePageSize;
             else usage.AnonHugePages += PagingConstants.LargePageSize;
         }
@@ -57,16 +61,18 @@ public sealed partial class AddressSpace
             }
             if (pte.FrameNumber == memory.ZeroFrame)
                 return;
-            var info = memory.Page(pte.FrameNumber);
-            Account(ref usage, info, pte, PagingConstants.PageSize, anonymous: info.Use == FrameUse.Anonymous && !shmem);
+            Account(ref usage, pte.FrameNumber, pte, anonymous: memory.Page(pte.FrameNumber).Use == FrameUse.Anonymous && !shmem);
         });
         return usage;
     }
 
-    static void Account(ref MemoryUsage usage, in PageDescriptor info, PageTableEntry entry, ulong size, bool anonymous)
+    /// <summary>smaps_page_accumulate for one 4 KiB page mapped by <paramref name="entry"/> (a PTE, or the huge PMD holding it).</summary>
+    void Account(ref MemoryUsage usage, ulong frame, PageTableEntry entry, bool anonymous)
     {
+        const ulong size = PagingConstants.PageSize;
+        var info = memory.Folio(frame);
         bool dirty = entry.IsDirty;
-        int mappers = Math.Max(1, info.MapCount);
+        int mappers = Math.Max(1, memory.PageMapCount(frame));
         usage.Rss += size;
         usage.PssTimes1K += size * 1024 / (ulong)mappers;
         if (dirty) usage.PssDirtyTimes1K += size * 1024 / (ulong)mappers;
@@ -79,6 +85,7 @@ public sealed partial class AddressSpace
             if (dirty) usage.PrivateDirty += size; else usage.PrivateClean += size;
         }
         if (entry.IsAccessed) usage.Referenced += size;
+        if (info.Use == FrameUse.Shmem) usage.PssShmemTimes1K += size * 1024 / (ulong)mappers;
         if (anonymous)
         {
             usage.Anonymous += size;
@@ -137,8 +144,8 @@ public sealed partial class AddressSpace
         if (rollup)
         {
             Field(text, "Pss_Anon", usage.PssAnonTimes1K / 1024);
-            Field(text, "Pss_File", (usage.PssTimes1K - usage.PssAnonTimes1K) / 1024);
-            Field(text, "Pss_Shmem", 0);
+            Field(text, "Pss_File", (usage.PssTimes1K - usage.PssAnonTimes1K - usage.PssShmemTimes1K) / 1024);
+            Field(text, "Pss_Shmem", usage.PssShmemTimes1K / 1024);
         }
         Field(text, "Shared_Clean", usage.SharedClean);
         Field(text, "Shared_Dirty", usage.SharedDirty);

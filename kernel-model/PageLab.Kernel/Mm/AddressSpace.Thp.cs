@@ -46,7 +46,7 @@ public sealed partial class AddressSpace
     /// <summary>Records a new huge mapping of the block starting at <paramref name="headFrame"/>, which joins the LRU as one folio.</summary>
     internal void AccountHugeMapping(ulong headFrame, ulong region)
     {
-        memory.Page(headFrame).MapCount = 1;
+        memory.Page(headFrame).EntireMapCount = 1;
         memory.Frames.SetOwner(headFrame, OwnerId, region >> PagingConstants.PageBits);
         memory.Frames.AddToLru(headFrame);
         ResidentPages += ThpSettings.PtesPerPmd;
@@ -91,6 +91,9 @@ public sealed partial class AddressSpace
     /// The PMD-level part of the fault handler: a fault inside a huge PMD, or a write fault on a
     /// region that may get a THP. Null means "handle it with 4 KiB pages".
     /// Read faults on untouched regions take the 4 KiB path: the model has no huge zero page.
+    /// A write to a write-protected huge PMD (do_huge_pmd_wp_page) reuses the THP when this PMD holds
+    /// its only reference; a THP shared with a forked relative is not copied whole (Linux stopped
+    /// doing that in 5.8): the PMD is split and the 4 KiB path copies just the page written.
     /// </summary>
     FaultOutcome? HandleHugePmdFault(Vma vma, ulong address, AccessKind access)
     {
@@ -102,9 +105,10 @@ public sealed partial class AddressSpace
             {
                 if (access != AccessKind.Write || pmd.IsWritable)
                     return FaultOutcome.Spurious;
-                ref var head = ref memory.Page(pmd.FrameNumber);
-                if (head.RefCount == 1 && head.MapCount == 1)
+                if (memory.Page(pmd.FrameNumber).RefCount == 1)
                 {
+                    // The relative that shared it is gone: the THP is ours again.
+                    memory.Frames.SetOwner(pmd.FrameNumber, OwnerId, region >> PagingConstants.PageBits);
                     Tables.Write(pmdAddress, pmd.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
                     return FaultOutcome.WriteReused;
                 }
@@ -152,7 +156,10 @@ public sealed partial class AddressSpace
 
     /// <summary>
     /// __split_huge_pmd: invalidate the PMD (clear, flush), refill the deposited table with 512 PTEs
-    /// into the huge frame's pieces, which become independent 4 KiB frames, then point the PMD at it.
+    /// mapping the THP's pages with the PMD's rights and A/D bits, then point the PMD at it. Only the
+    /// mapping is split: the THP stays one large folio, now mapped page by page (its PMD mapping and
+    /// reference become 512 PTE mappings and references), so other processes mapping it are not
+    /// affected; splitting the folio itself is <see cref="KernelMemory.TrySplitFolio"/>'s job.
     /// </summary>
     internal void SplitHugePmd(ulong region, ulong pmdAddress)
     {
@@ -173,16 +180,34 @@ public sealed partial class AddressSpace
         Tables.Write(pmdAddress, default);
         FlushRange(region, region + PagingConstants.LargePageSize);
         ulong flags = pmd.Raw & (PageTableEntry.PresentBit | PageTableEntry.WritableBit | PageTableEntry.UserBit
-            | PageTableEntry.AccessedBit | PageTableEntry.DirtyBit | PageTableEntry.ExecuteDisableBit);
-        // split_page: each piece inherits the head's counts and charge and can then be freed alone.
-        memory.Frames.SplitBlock(head);
+            | PageTableEntry.AccessedBit | PageTableEntry.DirtyBit | PageTableEntry.ExecuteDisableBit | ProtNoneBit);
+        ref var folio = ref memory.Page(head);
+        folio.EntireMapCount--;
+        folio.RefCount += ThpSettings.PtesPerPmd - 1;
         for (ulong i = 0; i < ThpSettings.PtesPerPmd; i++)
         {
-            memory.Frames.AddToLru(head + i);
+            memory.Page(head + i).MapCount++;
             Tables.Write((table << PagingConstants.PageBits) + i * PagingConstants.EntrySize, new PageTableEntry(((head + i) << PagingConstants.PageBits) | flags));
         }
         Tables.Write(pmdAddress, PageTableEntry.Table(table << PagingConstants.PageBits));
         Thp.Counters.SplitPmd++;
+    }
+
+    /// <summary>Splits every huge PMD of this address space that maps the THP at <paramref name="head"/> (split_huge_page's unmap step).</summary>
+    internal void SplitHugePmdsMapping(ulong head)
+    {
+        foreach (var (region, pmdAddress) in HugePmdsIn(0, TaskSize))
+        {
+            if (Tables.Read(pmdAddress).FrameNumber == head)
+                SplitHugePmd(region, pmdAddress);
+        }
+    }
+
+    /// <summary>Does a PTE of this address space map <paramref name="frame"/> at <paramref name="linear"/>?</summary>
+    internal bool MapsFrameAt(ulong linear, ulong frame)
+    {
+        var pte = Tables.ReadPte(linear);
+        return MapsFrame(pte) && pte.FrameNumber == frame;
     }
 
     /// <summary>Unmap's PMD pass: huge PMDs wholly inside [start, end) are zapped, partly covered ones split (a shmem one unmapped).</summary>
@@ -199,13 +224,13 @@ public sealed partial class AddressSpace
         }
     }
 
+    /// <summary>Drops a huge PMD mapping of the THP at <paramref name="head"/>; a THP left partly mapped by others queues for a deferred split.</summary>
     void ReleaseHugeFrame(ulong head)
     {
-        ref var info = ref memory.Page(head);
-        info.MapCount--;
+        memory.Page(head).EntireMapCount--;
         ResidentPages -= ThpSettings.PtesPerPmd;
-        if (--info.RefCount == 0)
-            memory.FreeBlock(head, HugeOrder);
+        memory.CheckPartlyMapped(head);
+        memory.Release(head);
     }
 
     /// <summary>mprotect's PMD pass: huge PMDs wholly inside get the new rights in place, partly covered ones split.</summary>

@@ -304,21 +304,39 @@ public sealed partial class AddressSpace
             }
             if (pte.IsPresent)
                 flush.Add(linear);
-            ReleaseMappedFrame(pte.FrameNumber);
+            ReleaseMappedFrame(pte.FrameNumber, flush.UnmappedFolios ??= []);
         });
         Flush(flush);
     }
 
-    internal void ReleaseMappedFrame(ulong frameNumber)
+    /// <summary>
+    /// Drops one PTE mapping of a frame (folio_remove_rmap_pte + folio_put). A large folio's page is
+    /// unmapped alone while the folio lives on; whether the folio is left partly mapped (and queues for
+    /// a deferred split) is judged once the whole batch is done, by the caller for the folios collected
+    /// in <paramref name="unmappedFolios"/> when given (a zap removes a whole folio's PTEs together, as
+    /// zap_present_ptes batches them), else now.
+    /// </summary>
+    internal void ReleaseMappedFrame(ulong frameNumber, HashSet<ulong>? unmappedFolios = null)
     {
         if (frameNumber == memory.ZeroFrame)
             return;
         ref var page = ref memory.Page(frameNumber);
+        ulong head = memory.FolioOf(frameNumber);
+        ResidentPages--;
+        if (head != frameNumber || page.Order > 0)
+        {
+            page.MapCount--;
+            if (unmappedFolios is not null)
+                unmappedFolios.Add(head);
+            else
+                memory.CheckPartlyMapped(head);
+            memory.Release(head);
+            return;
+        }
         // A frame still mapped by a forked relative stops being ours: unowned, compaction and reclaim
         // leave it alone until the remaining mapper writes to it and adopts it (see FaultWriteProtected).
         if (--page.MapCount > 0 && page.Use == FrameUse.Anonymous && page.Owner == OwnerId)
             memory.Frames.SetOwner(frameNumber, 0, 0);
-        ResidentPages--;
         memory.Release(frameNumber);
     }
 
@@ -523,17 +541,14 @@ public sealed partial class AddressSpace
             return FaultOutcome.WriteReused;
         }
         ulong old = pte.FrameNumber;
-        if (old != memory.ZeroFrame)
+        if (old != memory.ZeroFrame && CanReuseAnonymous(old, page))
         {
-            ref var info = ref memory.Page(old);
-            if (info.Use == FrameUse.Anonymous && info.RefCount == 1 && info.MapCount == 1)
-            {
-                // wp_page_reuse: adding permission needs no flush; a stale read-only entry just faults again.
-                // The frame may have been shared with a forked relative that let it go: it is ours now.
-                memory.Frames.SetOwner(old, OwnerId, page >> PagingConstants.PageBits);
-                Tables.Write(pteAddress, pte.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
-                return FaultOutcome.WriteReused;
-            }
+            // wp_page_reuse: adding permission needs no flush; a stale read-only entry just faults again.
+            // The frame may have been shared with a forked relative that let it go: it is ours now.
+            ulong head = memory.FolioOf(old);
+            memory.Frames.SetOwner(head, OwnerId, (page >> PagingConstants.PageBits) - (old - head));
+            Tables.Write(pteAddress, pte.With(PageTableEntry.WritableBit | PageTableEntry.DirtyBit | PageTableEntry.AccessedBit));
+            return FaultOutcome.WriteReused;
         }
         ulong frame;
         bool allocated = old == memory.ZeroFrame
@@ -553,13 +568,54 @@ public sealed partial class AddressSpace
     }
 
     /// <summary>
+    /// May a write fault make the read-only PTE of anonymous <paramref name="frame"/> at
+    /// <paramref name="page"/> writable instead of copying (wp_can_reuse_anon_folio)? An order-0 page: when
+    /// this PTE is its only mapping and reference. A page of a large folio (a THP whose PMD was split):
+    /// when every mapping of the folio is a PTE of this address space in the same 2 MiB table, there is
+    /// more than one, and no reference beyond them is held (__wp_can_reuse_large_anon_folio: a folio
+    /// with a single page left mapped is rather copied out and freed).
+    /// </summary>
+    bool CanReuseAnonymous(ulong frame, ulong page)
+    {
+        ref var info = ref memory.Page(frame);
+        if (info.Use != FrameUse.Anonymous)
+            return false;
+        ulong head = memory.FolioOf(frame);
+        if (head == frame && info.Order == 0)
+            return info.RefCount == 1 && info.MapCount == 1;
+        int mappings = memory.FolioMapCount(head);
+        return mappings > 1 && memory.Page(head).RefCount == mappings && MapsFolioAlone(head, page);
+    }
+
+    /// <summary>
+    /// Is every mapping of the large folio at <paramref name="head"/> a PTE of this address space in the
+    /// 2 MiB page table holding <paramref name="linear"/> (so no other process, nor a PMD, maps any of it)?
+    /// </summary>
+    bool MapsFolioAlone(ulong head, ulong linear)
+    {
+        ref var folio = ref memory.Page(head);
+        if (folio.EntireMapCount != 0)
+            return false;
+        ulong end = head + (1UL << folio.Order);
+        ulong region = linear & ~PagingConstants.LargePageMask;
+        int ours = 0;
+        Tables.VisitPtes(region, region + PagingConstants.LargePageSize, (_, pteAddress) =>
+        {
+            var entry = Tables.Read(pteAddress);
+            if (MapsFrame(entry) && entry.FrameNumber >= head && entry.FrameNumber < end)
+                ours++;
+        });
+        return ours == memory.FolioMapCount(head);
+    }
+
+    /// <summary>
     /// Allocates a private anonymous copy of <paramref name="source"/>, holding a reference on the
-    /// source meanwhile (get_page): reclaim and compaction refuse a page with references beyond its
-    /// mappings, so the source can neither move nor go while the allocation reclaims or compacts.
+    /// source's folio meanwhile (get_page): reclaim and compaction refuse a page with references beyond
+    /// its mappings, so the source can neither move nor go while the allocation reclaims or compacts.
     /// </summary>
     bool TryCopyPage(ulong source, out ulong frame)
     {
-        memory.Page(source).RefCount++;
+        memory.GetFolio(source);
         bool allocated = memory.TryAllocateCopy(source, FrameUse.Anonymous, out frame, CostSink);
         memory.Release(source);
         return allocated;
@@ -662,6 +718,9 @@ public sealed partial class AddressSpace
         public ulong Start = ulong.MaxValue;
         public ulong End;
 
+        /// <summary>Large folios that lost PTE mappings in the batch: checked for a deferred split at the flush.</summary>
+        public HashSet<ulong>? UnmappedFolios;
+
         public void Add(ulong linear)
         {
             Start = Math.Min(Start, linear);
@@ -678,6 +737,8 @@ public sealed partial class AddressSpace
 
     void Flush(FlushGather gather)
     {
+        foreach (ulong head in gather.UnmappedFolios ?? [])
+            memory.CheckPartlyMapped(head);
         if (gather.End == 0)
             return;
         ulong pages = (gather.End - gather.Start) >> PagingConstants.PageBits;

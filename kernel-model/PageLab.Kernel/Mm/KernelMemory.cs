@@ -9,7 +9,7 @@ namespace PageLab.Kernel.Mm;
 /// page descriptors are the only per-frame metadata), the memory cgroup of the guest's processes,
 /// the shared zero page and the page cache. Address spaces draw from it.
 /// </summary>
-public sealed class KernelMemory
+public sealed partial class KernelMemory
 {
     readonly List<AddressSpace> addressSpaces = [];
 
@@ -25,6 +25,7 @@ public sealed class KernelMemory
             throw new InvalidOperationException("no frame for the zero page: physical memory is exhausted before the first process");
         ZeroFrame = zero;
         PageCache = new PageCache(this);
+        frames.Shrinker = ShrinkDeferredSplit;
     }
 
     public PhysicalMemory Physical { get; }
@@ -143,10 +144,18 @@ public sealed class KernelMemory
     public Span<byte> FrameSpan(ulong frameNumber) =>
         Physical.Span(frameNumber << PagingConstants.PageBits, (int)PagingConstants.PageSize);
 
-    /// <summary>Drops a reference; the frame returns to the allocator (and is uncharged) when the last one goes.</summary>
+    /// <summary>
+    /// Drops a reference to the frame's folio (folio_put: a subpage's reference is its large folio's); the
+    /// folio returns to the allocator (and is uncharged) when the last one goes.
+    /// </summary>
     public void Release(ulong frameNumber)
     {
-        if (--Frames[frameNumber].RefCount == 0)
-            Frames.Free(frameNumber, 0);
+        ulong head = Frames.HeadOf(frameNumber);
+        ref var folio = ref Frames[head];
+        if (--folio.RefCount != 0)
+            return;
+        if (folio.Order > 0)
+            ForgetDeferredSplit(head);
+        Frames.Free(head, folio.Order);
     }
 }

@@ -180,6 +180,8 @@ public sealed class PageCache : IPageOwner
         for (long i = 0; i < Thp.ThpSettings.PtesPerPmd; i++)
         {
             ulong frame = head + (ulong)i;
+            if (i > 0)
+                memory.Page(frame).RefCount = 1; // the head kept the cache's reference; each other page gets its own
             frames.Add((file, first + i), frame);
             keys.Add(frame, (file, first + i));
             memory.Frames.AddToLru(frame);

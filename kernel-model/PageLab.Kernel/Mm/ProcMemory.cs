@@ -25,18 +25,30 @@ public static class ProcMemory
             ulong size = 1UL << page.Order;
             switch (page.Use)
             {
+                case FrameUse.Anonymous when page.Order > 0:
+                    // NR_ANON_THPS counts THPs some PMD maps whole; NR_ANON_MAPPED the pages mapped at all.
+                    if (page.EntireMapCount > 0)
+                    {
+                        anonHuge += size;
+                        anonymous += size;
+                    }
+                    else
+                    {
+                        for (ulong i = 0; i < size; i++)
+                            anonymous += frames[frame + i].MapCount > 0 ? 1UL : 0;
+                    }
+                    break;
                 case FrameUse.Anonymous:
                     anonymous += size;
-                    if (page.Order == BuddyAllocator.PageblockOrder) anonHuge += size;
                     break;
                 case FrameUse.PageCache or FrameUse.Shmem:
                     pageCache += size; // Cached includes shmem, as NR_FILE_PAGES does
-                    if (page.MapCount > 0) mapped += size;
+                    if (page.MapCount > 0 || page.EntireMapCount > 0) mapped += size;
                     if (page.Use == FrameUse.Shmem) shmem += size;
                     if (page.Use == FrameUse.Shmem && page.Order == BuddyAllocator.PageblockOrder)
                     {
                         shmemHuge += size;
-                        if (page.MapCount > 0) shmemPmdMapped += size; // a huge shmem page is only ever mapped by PMDs
+                        if (page.EntireMapCount > 0) shmemPmdMapped += size; // a huge shmem page is only ever mapped by PMDs
                     }
                     break;
                 case FrameUse.PageTable:

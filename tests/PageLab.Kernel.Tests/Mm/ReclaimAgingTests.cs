@@ -202,7 +202,7 @@ public class ReclaimAgingTests
         var counters = m.Allocator.Counters;
         Assert.Equal(0UL, counters.ThpSwapOut);
         Assert.Equal(1UL, counters.ThpSwapOutFallback);
-        Assert.Equal(1UL, counters.ThpSplitPage);
+        Assert.Equal(1, m.Memory.Thp.Counters.SplitPage);
         Assert.Equal((ulong)HugePages, counters.SwapOut);
         Assert.Equal(HugePages * MmCosts.SwapOutPerPageNs, cost[MmCostKind.SwapOut]);
         Assert.Equal(HugePages, m.Space.SwappedPages);

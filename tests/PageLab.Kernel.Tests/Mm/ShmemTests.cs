@@ -17,14 +17,6 @@ public class ShmemTests
 
     static void Switch(TestMachine m, AddressSpace space) => m.Memory.Guest.SwitchAddressSpace(space.Tables.Cr3);
 
-    static ulong ShmemKb(KernelMemory memory) => MemInfoKb(memory, "Shmem");
-
-    static ulong MemInfoKb(KernelMemory memory, string field)
-    {
-        string line = ProcMemory.MemInfo(memory).Split('\n').Single(l => l.StartsWith(field + ":", StringComparison.Ordinal));
-        return ulong.Parse(line[(field.Length + 1)..^3].Trim(), System.Globalization.CultureInfo.InvariantCulture);
-    }
-
     [Fact]
     public void SharedAnonymousMmap_IsBackedByAShmemObject_NamedAsLinuxNamesIt()
     {
@@ -52,8 +44,10 @@ public class ShmemTests
         Assert.NotEqual(m.Memory.ZeroFrame, pte.FrameNumber);
         Assert.Equal(FrameUse.Shmem, m.Memory.Page(pte.FrameNumber).Use);
         Assert.True(m.GuestWrite64(Base, 7)); // no second fault needed: the write goes to the object's page
-        Assert.Equal(4UL, ShmemKb(m.Memory));
+        Assert.Equal(4UL, m.MemInfoKb("Shmem"));
         Assert.Contains("RssShmem:\t       4 kB", ProcMemory.Status(m.Space, "t", 1, 0), StringComparison.Ordinal);
+        Assert.Contains("Pss_Shmem:             4 kB", m.Space.FormatSmapsRollup(), StringComparison.Ordinal);
+        Assert.Contains("Pss_File:              0 kB", m.Space.FormatSmapsRollup(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -80,12 +74,12 @@ public class ShmemTests
         Assert.Equal(0x105UL, m.GuestRead64(Base + 5 * Page, child));
 
         // One frame per object page, however many mappings.
-        Assert.Equal(3 * 4UL, ShmemKb(m.Memory));
+        Assert.Equal(3 * 4UL, m.MemInfoKb("Shmem"));
         Switch(m, m.Space);
         parent.Destroy();
-        Assert.Equal(3 * 4UL, ShmemKb(m.Memory)); // the child still maps the object
+        Assert.Equal(3 * 4UL, m.MemInfoKb("Shmem")); // the child still maps the object
         child.Destroy();
-        Assert.Equal(0UL, ShmemKb(m.Memory));
+        Assert.Equal(0UL, m.MemInfoKb("Shmem"));
         Assert.Equal(freeAtStart, m.Allocator.FreeFrames);
     }
 
@@ -105,7 +99,7 @@ public class ShmemTests
         // The hole between the two mappings makes the call ENOMEM, after both pieces were handled.
         Assert.Equal(Errno.ENOMEM, Madvise.Apply(m.Space, Base, 12 * Page, MadviseAdvice.DontNeed, KernelAbi.Proposal).Error);
         Assert.Equal(0, m.Space.ResidentPages);
-        Assert.Equal(16UL, ShmemKb(m.Memory));
+        Assert.Equal(16UL, m.MemInfoKb("Shmem"));
         for (ulong i = 0; i < 4; i++)
         {
             Assert.Equal(100 + i, m.GuestRead64(Base + i * Page));   // shared: the object's page comes back
@@ -113,7 +107,7 @@ public class ShmemTests
         }
 
         m.Space.Unmap(Base, Base + 12 * Page);
-        Assert.Equal(0UL, ShmemKb(m.Memory));
+        Assert.Equal(0UL, m.MemInfoKb("Shmem"));
         // Every data frame is back; only the page tables built for the range remain (empty tables are kept).
         Assert.Equal(freeAtStart, m.Allocator.FreeFrames + (ulong)m.Space.Tables.TableFrames - 1);
     }
@@ -128,10 +122,10 @@ public class ShmemTests
 
         m.Space.Unmap(Base, Base + 2 * Page);
 
-        Assert.Equal(16UL, ShmemKb(m.Memory)); // Linux frees a shmem file's pages on its last fput, not per munmap
+        Assert.Equal(16UL, m.MemInfoKb("Shmem")); // Linux frees a shmem file's pages on its last fput, not per munmap
         Assert.Equal(4UL, m.GuestRead64(Base + 3 * Page));
         m.Space.Unmap(Base + 2 * Page, Base + 4 * Page);
-        Assert.Equal(0UL, ShmemKb(m.Memory));
+        Assert.Equal(0UL, m.MemInfoKb("Shmem"));
     }
 
     [Fact]
@@ -157,7 +151,7 @@ public class ShmemTests
         Assert.Equal(0UL, parent.Tables.ReadPte(Base).Raw); // the slot lives in the object, not in a PTE
         Assert.Equal(0, parent.SwappedPages);
         Assert.Equal(8 * Page, parent.Usage(parent.Vmas[0]).Swap);
-        Assert.Equal(0UL, ShmemKb(m.Memory));
+        Assert.Equal(0UL, m.MemInfoKb("Shmem"));
 
         Assert.Equal(0x5002UL, m.GuestRead64(Base + 2 * Page, child));
         Switch(m, parent);

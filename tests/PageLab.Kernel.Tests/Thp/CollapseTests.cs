@@ -14,7 +14,8 @@ public class CollapseTests
     const ulong Page = PagingConstants.PageSize;
     const Protection ReadWrite = Protection.Read | Protection.Write;
 
-    sealed class PhaseRecorder : ICollapseObserver
+    /// <summary>Records the phases a collapse reports.</summary>
+    internal sealed class PhaseRecorder : ICollapseObserver
     {
         public readonly List<CollapsePhase> Phases = [];
         public Action<CollapseState>? OnEach;
@@ -282,7 +283,7 @@ public class CollapseTests
     }
 
     [Fact]
-    public void MunmapOfHalfAHugePage_SplitsThePmd_AndKeepsTheOtherHalf()
+    public void MunmapOfHalfAHugePage_SplitsThePmd_KeepsTheOtherHalf_AndLeavesTheFolioSplitToReclaim()
     {
         using var m = NewMachine();
         m.Space.Thp.Settings.Enabled = ThpEnabled.Always;
@@ -292,12 +293,23 @@ public class CollapseTests
         ulong freeBefore = m.Allocator.FreeFrames;
 
         m.Space.Unmap(Base + Huge / 2, Base + Huge);
+        ulong head = m.Space.Tables.ReadPte(Base).FrameNumber;
         Assert.Equal(0, m.Space.HugeMappings);
         Assert.Equal(1, m.Space.Thp.Counters.SplitPmd);
         Assert.Equal(256, m.Space.ResidentPages);
-        Assert.Equal(freeBefore + 256, m.Allocator.FreeFrames);
+        // The THP stays whole, partly mapped, on the deferred split queue: nothing is freed yet.
+        Assert.Equal(freeBefore, m.Allocator.FreeFrames);
+        Assert.Equal([head], m.Memory.DeferredSplitQueue);
+        Assert.Equal((1, 0), (m.Space.Thp.Counters.DeferredSplitPage, m.Space.Thp.Counters.SplitPage));
         AssertFilled(m, Base, Base + Huge / 2, 16 * Page);
         Assert.Null(m.GuestRead64(Base + Huge / 2));
+
+        // Reclaim runs the deferred split shrinker: the unmapped half goes back, the mapped half stays.
+        Assert.Equal(256UL, m.Allocator.Reclaim(null, 1, null, null));
+        Assert.Equal(freeBefore + 256, m.Allocator.FreeFrames);
+        Assert.Equal(1, m.Space.Thp.Counters.SplitPage);
+        Assert.Empty(m.Memory.DeferredSplitQueue);
+        AssertFilled(m, Base, Base + Huge / 2, 16 * Page);
 
         // The split block's frames are order-0 pages now: the rest go back one by one and merge.
         m.Space.Unmap(Base, Base + Huge / 2);

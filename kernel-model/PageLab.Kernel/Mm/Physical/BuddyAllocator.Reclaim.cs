@@ -36,7 +36,16 @@ public sealed partial class BuddyAllocator
     }
 
     /// <summary>
-    /// Direct reclaim (do_try_to_free_pages, shrink_node): frees at least <paramref name="target"/> pages if
+    /// The kernel's shrinkers that direct reclaim runs (in PageLab: the THP deferred split queue):
+    /// given the cgroup being reclaimed (null for all) and the frames wanted, frees what it can and
+    /// returns how many frames it freed.
+    /// </summary>
+    public Func<MemoryCgroup?, ulong, ulong>? Shrinker { get; set; }
+
+    /// <summary>
+    /// Direct reclaim (do_try_to_free_pages, shrink_node): runs the <see cref="Shrinker"/> first (Linux
+    /// runs shrink_slab after the LRU lists in each pass; splitting partly unmapped THPs frees memory
+    /// without any I/O, so the model takes it first), then frees at least <paramref name="target"/> pages if
     /// it can, in passes of rising priority: pass p scans list size &gt;&gt; p pages of each list, p from
     /// <see cref="DefaultPriority"/> down to 0. In each pass the file lists come first; the anonymous lists
     /// are scanned only when the inactive file list is too small for this pass (get_scan_count's
@@ -55,7 +64,7 @@ public sealed partial class BuddyAllocator
     /// <returns>Pages freed (a THP counts 512, so the result may exceed the target).</returns>
     public ulong Reclaim(int? nodeId, ulong target, MemoryCgroup? cgroup, ICostSink? cost)
     {
-        var scan = new ScanControl(target, cgroup, cost);
+        var scan = new ScanControl(target, cgroup, cost) { Reclaimed = Shrinker?.Invoke(cgroup, target) ?? 0 };
         for (int priority = DefaultPriority; priority >= 0 && !scan.Done; priority--)
         {
             for (int i = 0; i < nodes.Length && !scan.Done; i++)
@@ -248,47 +257,63 @@ public sealed partial class BuddyAllocator
     }
 
     /// <summary>
-    /// An unreferenced anonymous THP: with a wholly free swap cluster it is written there in one go and its
-    /// PMD becomes 512 swap PTEs (THP_SWAP: thp_swpout, 512 x pswpout); without one it is split
-    /// (thp_swpout_fallback, thp_split_page) and its pages go through reclaim one by one, as the split
-    /// folios join shrink_folio_list's list in Linux. Only a THP mapped by one process is taken: splitting
-    /// one shared by fork needs the PTE-mapped sharing that the forkthp work brings, so until then it is
-    /// kept (fails safe: it stays mapped, nothing is lost).
+    /// An unreferenced anonymous THP. Mapped by one huge PMD only, it is written whole to a free swap
+    /// cluster and its PMD becomes 512 swap PTEs (THP_SWAP: thp_swpout, 512 x pswpout); without a free
+    /// cluster it is split (thp_swpout_fallback; thp_split_page) and its pages go through reclaim one by
+    /// one, as the split folios join shrink_folio_list's list in Linux. A THP whose PMD was split already
+    /// (mapped by PTEs, perhaps in part) is split first as well: Linux does that for partly mapped ones
+    /// and would still swap a wholly PTE-mapped one to a cluster, which the model does not. A THP mapped
+    /// more than once (shared with a forked relative) is activated and stays whole: the model evicts no
+    /// page that several PTEs map, so splitting it would gain nothing.
     /// </summary>
     ulong ReclaimHugePage(ulong head, ScanControl scan)
     {
         ref var page = ref pages[head];
         var owner = Owners[page.Owner]!;
-        if (page.Use != FrameUse.Anonymous || page.MapCount != 1 || page.RefCount != 1 || Swap is null)
-        {
-            Putback(head, FolioVerdict.Activate, scan.Cost);
-            return 0;
-        }
         const ulong HugeFrames = 1UL << PageblockOrder;
-        var bytes = memory.Span(head << Emulator.Paging.PagingConstants.PageBits, (int)(HugeFrames << Emulator.Paging.PagingConstants.PageBits));
-        if (Swap.TryStoreCluster(bytes, out ulong firstSlot))
+        int pteMappings = 0;
+        bool mappedOnce = page.EntireMapCount <= 1;
+        for (ulong i = 0; i < HugeFrames && mappedOnce; i++)
         {
-            if (owner.TryEvict(page.OwnerIndex, head, SwapPte.Create(Swap.Type, firstSlot)))
-            {
-                Counters.ThpSwapOut++;
-                Counters.SwapOut += HugeFrames;
-                scan.Cost?.Charge(MmCostKind.SwapOut, MmCosts.SwapOutClusterNs);
-                Free(head, PageblockOrder);
-                return HugeFrames;
-            }
-            for (ulong i = 0; i < HugeFrames; i++)
-                Swap.Release(firstSlot + i);
+            pteMappings += pages[head + i].MapCount;
+            mappedOnce = pages[head + i].MapCount <= 1 && (page.EntireMapCount == 0 || pteMappings == 0);
+        }
+        if (page.Use != FrameUse.Anonymous || Swap is null || !mappedOnce || page.RefCount != page.EntireMapCount + pteMappings)
+        {
             Putback(head, FolioVerdict.Activate, scan.Cost);
             return 0;
         }
+        bool noCluster = false;
+        if (page.EntireMapCount == 1)
+        {
+            var bytes = memory.Span(head << Emulator.Paging.PagingConstants.PageBits, (int)(HugeFrames << Emulator.Paging.PagingConstants.PageBits));
+            if (Swap.TryStoreCluster(bytes, out ulong firstSlot))
+            {
+                if (owner.TryEvict(page.OwnerIndex, head, SwapPte.Create(Swap.Type, firstSlot)))
+                {
+                    Counters.ThpSwapOut++;
+                    Counters.SwapOut += HugeFrames;
+                    scan.Cost?.Charge(MmCostKind.SwapOut, MmCosts.SwapOutClusterNs);
+                    Free(head, PageblockOrder);
+                    return HugeFrames;
+                }
+                for (ulong i = 0; i < HugeFrames; i++)
+                    Swap.Release(firstSlot + i);
+                Putback(head, FolioVerdict.Activate, scan.Cost);
+                return 0;
+            }
+            noCluster = true;
+        }
+        ulong freeBefore = FreeFrames;
         if (!owner.TrySplitHuge(page.OwnerIndex, head))
         {
             Putback(head, FolioVerdict.Activate, scan.Cost);
             return 0;
         }
-        Counters.ThpSwapOutFallback++;
-        Counters.ThpSplitPage++;
-        ulong reclaimed = 0;
+        if (noCluster)
+            Counters.ThpSwapOutFallback++;
+        // Pages nobody mapped were freed by the split; the mapped ones are order-0 pages on the LRU now.
+        ulong reclaimed = FreeFrames - freeBefore;
         for (ulong piece = head; piece < head + HugeFrames; piece++)
         {
             if (pages[piece].OnLru)

@@ -185,10 +185,12 @@ public sealed partial class BuddyAllocator : IFrameAllocator
     }
 
     /// <summary>
-    /// split_page: turns an allocated block of order &gt; 0 into 2^order independent order-0 frames, so
-    /// that each can be freed on its own (a THP whose huge PMD was split). Every piece inherits the head's
-    /// reference and map counts, flags, use and owner (its owner index advanced by its position); a memcg
-    /// charge of 2^order pages becomes one page per piece, so the group's usage does not change.
+    /// The last step of split_huge_page: turns an allocated block of order &gt; 0 into 2^order independent
+    /// order-0 frames, so that each can be freed on its own. Every piece inherits the head's flags, use,
+    /// memcg, owner (its owner index advanced by its position) and LRU state (PG_active, PG_referenced: the
+    /// caller puts the pieces on the head's list, as lru_add_split_folio does) and keeps its own map count; the
+    /// head keeps its reference count and the other pieces start at 0: the caller hands references out.
+    /// A memcg charge of 2^order pages becomes one page per piece, so the group's usage does not change.
     /// </summary>
     public void SplitBlock(ulong frameNumber)
     {
@@ -196,15 +198,46 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         int order = head.Order;
         if (head.OnLru)
             RemoveFromLru(frameNumber);
-        var template = head;
-        template.Order = 0;
-        for (ulong i = 0; i < 1UL << order; i++)
+        head.Order = 0;
+        head.EntireMapCount = 0;
+        for (ulong i = 1; i < 1UL << order; i++)
         {
             ref var piece = ref pages[frameNumber + i];
-            piece = template;
-            piece.OwnerIndex = template.OwnerIndex + i;
-            piece.Next = piece.Prev = NoFrame;
+            piece = new PageDescriptor
+            {
+                State = PageState.Head,
+                MapCount = piece.MapCount,
+                Flags = head.Flags,
+                IsActive = head.IsActive,
+                IsReferenced = head.IsReferenced,
+                Use = head.Use,
+                Node = head.Node,
+                Memcg = head.Memcg,
+                Owner = head.Owner,
+                OwnerIndex = head.OwnerIndex + i,
+                Next = NoFrame,
+                Prev = NoFrame,
+            };
         }
+    }
+
+    /// <summary>
+    /// The head of the allocated block holding <paramref name="frameNumber"/> (Linux's compound_head):
+    /// the frame itself unless it is a tail. Blocks are naturally aligned, so the head is the first
+    /// allocated head at an alignment boundary below it whose order covers it.
+    /// </summary>
+    public ulong HeadOf(ulong frameNumber)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(frameNumber, FrameCount);
+        if (pages[frameNumber].State != PageState.Tail)
+            return frameNumber;
+        for (int order = 1; order <= MaxOrder; order++)
+        {
+            ulong head = frameNumber & ~((1UL << order) - 1);
+            if (pages[head].State == PageState.Head && pages[head].Order >= order)
+                return head;
+        }
+        throw new InvalidOperationException($"tail frame 0x{frameNumber:x} has no head: the descriptors are corrupt");
     }
 
     /// <summary>Records who maps an allocated frame, so compaction and reclaim can call it back.</summary>

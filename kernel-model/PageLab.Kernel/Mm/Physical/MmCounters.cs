@@ -21,8 +21,6 @@ public sealed class MmCounters
     public ulong PageActivate, PageDeactivate;
     /// <summary>pgrefill: pages scanned on the active lists (shrink_active_list).</summary>
     public ulong PageRefill;
-    /// <summary>thp_split_page: THPs split into 4 KiB pages (here: by reclaim, when no swap cluster was free).</summary>
-    public ulong ThpSplitPage;
     /// <summary>thp_swpout, thp_swpout_fallback: THPs swapped out whole, and THPs split first because no cluster was free.</summary>
     public ulong ThpSwapOut, ThpSwapOutFallback;
     /// <summary>pgfault: page faults the handler serviced, all processes together.</summary>

@@ -56,14 +56,24 @@ public enum PageState : byte
 /// number. The owner is an index into the allocator's owner table plus the owner's key for the frame
 /// (Linux's page->mapping and page->index), not a reference per frame.
 /// </summary>
-[DebuggerDisplay("{State} o{Order} {Use} ref={RefCount} map={MapCount} {Flags} owner={Owner}:{OwnerIndex}")]
+/// <remarks>
+/// A block of order &gt; 0 holding user memory is a large folio (a THP). Its head carries the folio's
+/// <see cref="RefCount"/>, its <see cref="EntireMapCount"/> (PMD mappings of the whole folio), its flags
+/// and owner; every frame of it, head and tails, carries its own <see cref="MapCount"/> of PTE mappings,
+/// so that a folio mapped by a huge PMD in one process and by PTEs in another (after fork and a PMD
+/// split) is accounted exactly: a subpage is mapped <c>EntireMapCount + MapCount</c> times.
+/// </remarks>
+[DebuggerDisplay("{State} o{Order} {Use} ref={RefCount} map={MapCount} entire={EntireMapCount} {Flags} owner={Owner}:{OwnerIndex}")]
 public struct PageDescriptor
 {
-    /// <summary>References held; the allocator sets 1 on allocation, the kernel model counts the rest.</summary>
+    /// <summary>References held (on a large folio, on its head only); the allocator sets 1 on allocation, the kernel model counts the rest.</summary>
     public int RefCount;
 
-    /// <summary>How many PTEs map this frame (the kernel model maintains it).</summary>
+    /// <summary>How many PTEs map this frame (the kernel model maintains it; tails of a large folio count their own).</summary>
     public int MapCount;
+
+    /// <summary>On the head of a large folio: how many huge PMDs map the whole folio (Linux's entire mapcount).</summary>
+    public int EntireMapCount;
 
     /// <summary>Dirty, locked, pinned.</summary>
     public PageFlags Flags;

@@ -137,11 +137,11 @@ public sealed class CollapseEngine
                 continue;
             }
             state.Present++;
-            ref var info = ref frames[pte.FrameNumber];
-            if (info.Use != FrameUse.Anonymous) { result = CollapseResult.PageNotAnonymous; continue; }
-            if (info.MapCount > 1 && ++state.Shared > policy.MaxPtesShared) { result = CollapseResult.ExceedSharedPte; continue; }
-            if ((info.Flags & PageFlags.Locked) != 0) { result = CollapseResult.PageLocked; continue; }
-            if (!RefCountSuitable(info)) { result = CollapseResult.PageCount; continue; }
+            var memory = mm.Memory;
+            if (frames[pte.FrameNumber].Use != FrameUse.Anonymous) { result = CollapseResult.PageNotAnonymous; continue; }
+            if (memory.PageMapCount(pte.FrameNumber) > 1 && ++state.Shared > policy.MaxPtesShared) { result = CollapseResult.ExceedSharedPte; continue; }
+            if ((memory.Folio(pte.FrameNumber).Flags & PageFlags.Locked) != 0) { result = CollapseResult.PageLocked; continue; }
+            if (!RefCountSuitable(memory, pte.FrameNumber)) { result = CollapseResult.PageCount; continue; }
             nodeLoad[mm.Memory.NodeOf(pte.FrameNumber) & 63]++;
             if (pte.IsAccessed) state.Referenced++;
         }
@@ -157,8 +157,12 @@ public sealed class CollapseEngine
     static bool MapsRealPage(AddressSpace mm, PageTableEntry pte) =>
         AddressSpace.MapsFrame(pte) && pte.FrameNumber != mm.Memory.ZeroFrame;
 
-    /// <summary>is_refcount_suitable: every reference is a mapping, and no long-term pin.</summary>
-    static bool RefCountSuitable(in PageDescriptor info) => (info.Flags & PageFlags.Pinned) == 0 && info.RefCount == info.MapCount;
+    /// <summary>is_refcount_suitable: every reference to the page's folio is a mapping, and no long-term pin.</summary>
+    static bool RefCountSuitable(KernelMemory memory, ulong frame)
+    {
+        ref var folio = ref memory.Folio(frame);
+        return (folio.Flags & PageFlags.Pinned) == 0 && folio.RefCount == memory.FolioMapCount(memory.FolioOf(frame));
+    }
 
     /// <summary>alloc_charge_folio: the node holding most of the region's pages, then the memcg charge.</summary>
     CollapseResult AllocateAndCharge(AddressSpace mm, CollapsePolicy policy, FrameUse use, out ulong cost)
@@ -231,9 +235,8 @@ public sealed class CollapseEngine
             if (pte.Raw != 0 && !AddressSpace.MapsFrame(pte)) return CollapseResult.PteNonPresent;
             if (!MapsRealPage(mm, pte)) continue;
             cost += CollapseCosts.IsolatePerPage;
-            ref var info = ref frames[pte.FrameNumber];
-            if ((info.Flags & PageFlags.Locked) != 0) return CollapseResult.PageLocked;
-            if (!RefCountSuitable(info)) return CollapseResult.PageCount;
+            if ((mm.Memory.Folio(pte.FrameNumber).Flags & PageFlags.Locked) != 0) return CollapseResult.PageLocked;
+            if (!RefCountSuitable(mm.Memory, pte.FrameNumber)) return CollapseResult.PageCount;
         }
         return CollapseResult.Succeeded;
     }
@@ -261,14 +264,17 @@ public sealed class CollapseEngine
             }
         }
         ulong table = state.OldPmd.Address;
+        var unmappedFolios = new HashSet<ulong>();
         for (int i = 0; i < ThpSettings.PtesPerPmd; i++)
         {
             var pte = new PageTableEntry(state.OldPtes[i]);
             mm.Tables.Write(table + (ulong)i * PagingConstants.EntrySize, default);
             if (!MapsRealPage(mm, pte)) continue;
-            mm.ReleaseMappedFrame(pte.FrameNumber);
+            mm.ReleaseMappedFrame(pte.FrameNumber, unmappedFolios);
             freed++;
         }
+        foreach (ulong head in unmappedFolios)
+            memory.CheckPartlyMapped(head);
         return cost + (ulong)freed * CollapseCosts.FreePerPage;
     }
 

@@ -48,7 +48,8 @@ public sealed class BuddyAllocatorTests
         var blocksAtBoot = Enumerable.Range(0, BuddyAllocator.MaxOrder + 1).Select(order => allocator.Nodes[0].FreeBlocks(order)).ToArray();
         Assert.True(allocator.TryAllocate(BuddyAllocator.PageblockOrder, FrameUse.Anonymous, AllocationEffort.FreeListsOnly, out ulong head));
         Assert.True(allocator.TryCharge(cgroup, head, BuddyAllocator.PageblockOrder, null, AllocationEffort.FreeListsOnly));
-        allocator[head].MapCount = 1;
+        allocator[head].EntireMapCount = 1;
+        allocator[head + 3].MapCount = 2;
 
         allocator.SplitBlock(head);
 
@@ -56,8 +57,11 @@ public sealed class BuddyAllocatorTests
         {
             Assert.Equal(PageState.Head, allocator[head + i].State);
             Assert.Equal(0, allocator[head + i].Order);
-            Assert.Equal(1, allocator[head + i].RefCount);
-            Assert.Equal(1, allocator[head + i].MapCount);
+            Assert.Equal(0, allocator[head + i].EntireMapCount);
+            // Each piece keeps its own map count; the head keeps the references, the caller hands them out.
+            Assert.Equal(i == 3 ? 2 : 0, allocator[head + i].MapCount);
+            Assert.Equal(i == 0 ? 1 : 0, allocator[head + i].RefCount);
+            allocator[head + i].RefCount = 1;
         }
         Assert.Equal(BuddyAllocator.PageblockFrames, cgroup.UsagePages);
         Assert.Throws<InvalidOperationException>(() => allocator.Free(head, BuddyAllocator.PageblockOrder));
