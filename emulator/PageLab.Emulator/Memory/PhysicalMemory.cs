@@ -79,6 +79,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
     }
 
     /// <summary>Reads an aligned or unaligned 8-byte little-endian value; page-table entries are read this way.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public PhysicalAccessStatus TryRead64(ulong address, out ulong value)
     {
         if (!Contains(address, 8)) { value = 0; return PhysicalAccessStatus.OutOfRange; }
@@ -87,25 +88,37 @@ public sealed unsafe class PhysicalMemory : IDisposable
             value = Unsafe.ReadUnaligned<ulong>(PointerTo(address));
             return PhysicalAccessStatus.Ok;
         }
-        Span<byte> bytes = stackalloc byte[8];
-        Read(address, bytes);
-        value = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        value = ReadAcrossChunks64(address);
         return PhysicalAccessStatus.Ok;
     }
 
+    // Kept out of line: the walker inlines TryRead64 for every entry it reads, and only unaligned reads get here.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    ulong ReadAcrossChunks64(ulong address)
+    {
+        Span<byte> bytes = stackalloc byte[8];
+        Read(address, bytes);
+        return BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+    }
+
     /// <summary>Writes an aligned or unaligned 8-byte little-endian value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public PhysicalAccessStatus TryWrite64(ulong address, ulong value)
     {
         if (!Contains(address, 8)) return PhysicalAccessStatus.OutOfRange;
         if ((address & ChunkOffsetMask) <= ChunkSize - 8)
-        {
             Unsafe.WriteUnaligned(PointerTo(address), value);
-            return PhysicalAccessStatus.Ok;
-        }
+        else
+            WriteAcrossChunks64(address, value);
+        return PhysicalAccessStatus.Ok;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    void WriteAcrossChunks64(ulong address, ulong value)
+    {
         Span<byte> bytes = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(bytes, value);
         Write(address, bytes);
-        return PhysicalAccessStatus.Ok;
     }
 
     /// <summary>Reads 1..8 bytes (little-endian, zero-extended) at any alignment.</summary>

@@ -19,11 +19,17 @@ public sealed unsafe class Mmu
     readonly TlbLevelCounters[] levelCounters;
     readonly int[] fetchChain;
     readonly int[] dataChain;
+    // The same chains as pinned arrays of each level's probes, for the lookup to reach them without object loads.
+    readonly ChainLevel* fetchSearch;
+    readonly ChainLevel* dataSearch;
+    readonly ChainLevel[] searchStorage;
     // Indexed by PagingLevel of the cached entry: [2] PDE cache ... [5] PML5E cache.
     readonly PagingStructureCache[] structureCaches = new PagingStructureCache[6];
     readonly ulong[] codeFrames;
     readonly Func<ulong, nint> hostAddressOf;
-    ulong reservedAlways;       // bits 51:MAXPHYADDR, and bit 63 without NXE
+    // Per level (x2: without / with PS) the entry bits that must be 0: bits 51:MAXPHYADDR, bit 63 without NXE, and
+    // the level's own. Recomputed when NXE changes.
+    readonly ulong[] reservedBits = new ulong[12];
     readonly ulong addressMask; // bits MAXPHYADDR-1:12
     AccessContext context;
     ushort pcid;
@@ -46,10 +52,26 @@ public sealed unsafe class Mmu
         public ulong Page;  // linear >> 12, NoPage when empty
         public byte* Host;  // host address of that 4 KiB page
         public ulong Frame; // its physical frame number, for code-frame write notification
+        public bool FirstLevel; // the lookup that filled this hit found the entry in the first level
         public TlbArray? Array;
         public int Index;
         public TlbLevelCounters? Counters;
         public int Size;
+    }
+
+    /// <summary>One level of a lookup chain: the level's index and its probes.</summary>
+    struct ChainLevel
+    {
+        public int Level;
+        public TlbProbe* Probes;
+        public int ProbeCount;
+    }
+
+    /// <summary>The rights accumulated down to each level of a walk, indexed by <see cref="PagingLevel"/>.</summary>
+    [InlineArray(6)]
+    struct RightsByLevel
+    {
+        TranslationAttributes first;
     }
 
     [InlineArray(3)]
@@ -82,6 +104,12 @@ public sealed unsafe class Mmu
         levels = tlb.Levels.Select((l, i) => new TlbLevel(l, tlb.Seed * 1000 + (ulong)i * 16)).ToArray();
         fetchChain = Chain(TlbLevelKind.Instruction);
         dataChain = Chain(TlbLevelKind.Data);
+        searchStorage = GC.AllocateArray<ChainLevel>(fetchChain.Length + dataChain.Length, pinned: true);
+        int n = 0;
+        foreach (int li in fetchChain.Concat(dataChain))
+            searchStorage[n++] = new ChainLevel { Level = li, Probes = levels[li].Probes, ProbeCount = levels[li].ProbeCount };
+        fetchSearch = (ChainLevel*)Unsafe.AsPointer(ref searchStorage[0]);
+        dataSearch = fetchSearch + fetchChain.Length;
         var psc = tlb.PagingStructureCaches;
         structureCaches[2] = new PagingStructureCache(PagingLevel.PageDirectory, psc.PdEntries);
         structureCaches[3] = new PagingStructureCache(PagingLevel.Pdpt, psc.PdptEntries);
@@ -205,20 +233,21 @@ public sealed unsafe class Mmu
 
     /// <summary>The access check of a TLB hit: the precomputed bit, and the full rules only for keys or a refusal.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    PageFaultErrorCode CheckAccess(in TlbEntryData entry, AccessKind kind)
+    PageFaultErrorCode CheckAccess(TranslationAttributes attributes, byte protectionKey, AccessKind kind)
     {
-        int rights = (int)entry.Attributes & 7;
-        if (((allowedAccesses >> ((int)kind * 8 + rights)) & 1) != 0 && !(protectionKeysOn && (entry.Attributes & TranslationAttributes.User) != 0))
+        int rights = (int)attributes & 7;
+        if (((allowedAccesses >> ((int)kind * 8 + rights)) & 1) != 0 && !(protectionKeysOn && (attributes & TranslationAttributes.User) != 0))
             return PageFaultErrorCode.None;
-        return AccessRights.Check(entry.Attributes, entry.ProtectionKey, kind, context);
+        return AccessRights.Check(attributes, protectionKey, kind, context);
     }
 
     void ApplyFlags(ControlFlags value)
     {
         SetContext(context with { Flags = value });
         pcid = (value & ControlFlags.PcidEnable) != 0 ? (ushort)(Cr3 & PcidMask) : (ushort)0;
-        reservedAlways = PageTableEntry.AddressMask52 & ~((1UL << MaxPhysicalAddressBits) - 1);
+        ulong reservedAlways = PageTableEntry.AddressMask52 & ~((1UL << MaxPhysicalAddressBits) - 1);
         if ((value & ControlFlags.NoExecuteEnable) == 0) reservedAlways |= PageTableEntry.ExecuteDisableBit;
+        ComputeReservedBits(reservedAlways);
     }
 
     /// <summary>True when <paramref name="linear"/> is canonical for the current paging mode (48 or 57 bits).</summary>
@@ -258,7 +287,7 @@ public sealed unsafe class Mmu
     /// <summary>Remembers the first-level hit <see cref="Lookup"/> described, for pages inside one host chunk.</summary>
     void Remember(ref LastHit last, ulong linear, in TlbEntryData entry, ulong offset)
     {
-        if (last.Array is null || entry.HostBase == 0 || observer is not null) return;
+        if (!last.FirstLevel || entry.HostBase == 0 || observer is not null) return;
         last.Page = linear >> PagingConstants.PageBits;
         last.Host = (byte*)entry.HostBase + (offset & ~PagingConstants.PageMask);
         last.Frame = (entry.PhysicalBase + offset) >> PagingConstants.PageBits;
@@ -411,26 +440,29 @@ public sealed unsafe class Mmu
     {
         offsetMask = 0;
         hit.Page = LastHit.NoPage;
-        hit.Array = null;
+        hit.FirstLevel = false;
         if (!IsCanonical(linear))
         {
             Counters.GeneralProtectionFaults++;
             fault = new TranslationFault(TranslationFaultKind.GeneralProtection, linear, PageFaultErrorCode.None);
             return ref walked;
         }
-        int[] chain = kind == AccessKind.Fetch ? fetchChain : dataChain;
-        for (int i = 0; i < chain.Length; i++)
+        ChainLevel* chain = kind == AccessKind.Fetch ? fetchSearch : dataSearch;
+        int chainLength = kind == AccessKind.Fetch ? fetchChain.Length : dataChain.Length;
+        int searchedAndMissed = 0;
+        for (int i = 0; i < chainLength; i++)
         {
-            int li = chain[i];
-            var level = levels[li];
+            int li = chain[i].Level;
             var counters = levelCounters[li];
             counters.Lookups++;
-            if (level.Lookup(linear, pcid, out int array, out int index, out var size))
+            TlbProbe* probes = chain[i].Probes;
+            int probe = TlbLevel.Search(probes, chain[i].ProbeCount, linear, pcid, out int index);
+            if (probe >= 0)
             {
-                var tlbArray = level.Arrays[array];
-                ref readonly var entry = ref tlbArray.Data(index);
+                var size = probes[probe].Size;
+                ref readonly var entry = ref probes[probe].Data[index];
                 observer?.OnTlbLookup(li, linear, kind, true, size);
-                var error = CheckAccess(entry, kind);
+                var error = CheckAccess(entry.Attributes, entry.ProtectionKey, kind);
                 if (error != PageFaultErrorCode.None)
                 {
                     counters.HitsBySize[(int)size]++;
@@ -446,33 +478,39 @@ public sealed unsafe class Mmu
                     break;
                 }
                 counters.HitsBySize[(int)size]++;
+                var tlbArray = levels[li].Arrays[probes[probe].Array];
                 tlbArray.Touch(index);
                 if (i == 0)
                 {
-                    hit.Array = tlbArray;
+                    hit.FirstLevel = true;
                     hit.Index = index;
-                    hit.Counters = counters;
                     hit.Size = (int)size;
+                    // Stores of references pay a GC write barrier: skip them when the same array and level hit again.
+                    if (hit.Array != tlbArray) hit.Array = tlbArray;
+                    if (hit.Counters != counters) hit.Counters = counters;
                 }
-                for (int j = 0; j < i; j++) FillLevel(chain[j], linear, size, entry);
+                for (int j = 0; j < i; j++) FillLevel(chain[j].Level, linear, size, entry, knownAbsent: true);
                 offsetMask = size.Bytes() - 1;
                 fault = TranslationFault.None;
                 return ref entry;
             }
             counters.Misses++;
             observer?.OnTlbLookup(li, linear, kind, false, default);
+            searchedAndMissed++;
         }
         fault = Walk(linear, kind, out walked, out var walkedSize, commit: true, out _);
         if (fault.IsFault) return ref walked;
-        foreach (int li in chain) FillLevel(li, linear, walkedSize, walked);
+        // Levels searched without a hit need no second search before the fill; a level whose entry lacked D (the
+        // dirty-bit walk) and the levels after it, never searched, do.
+        for (int i = 0; i < chainLength; i++) FillLevel(chain[i].Level, linear, walkedSize, walked, knownAbsent: i < searchedAndMissed);
         offsetMask = walkedSize.Bytes() - 1;
         return ref walked;
     }
 
-    void FillLevel(int level, ulong linear, PageSize size, TlbEntryData entry)
+    void FillLevel(int level, ulong linear, PageSize size, in TlbEntryData entry, bool knownAbsent)
     {
         ForgetLastHits(); // the fill may evict a remembered entry
-        if (levels[level].Fill(linear, size, pcid, entry, hostAddressOf) is { } stored)
+        if (levels[level].Fill(linear, size, pcid, entry, hostAddressOf, knownAbsent) is { } stored)
             Counters.Levels[level].FillsBySize[(int)stored]++;
     }
 
@@ -515,7 +553,7 @@ public sealed unsafe class Mmu
             }
         }
         record.StartLevel = level;
-        Span<TranslationAttributes> rightsAfter = stackalloc TranslationAttributes[6];
+        var rightsAfter = new RightsByLevel(); // a fixed buffer, not stackalloc: a method with stackalloc is never re-jitted with profile data
         var baseError = AccessRights.BaseErrorCode(kind, context);
         while (true)
         {
@@ -554,8 +592,8 @@ public sealed unsafe class Mmu
         }
 
         var leafStep = record.Steps[record.StepCount - 1];
-        int key = (context.Flags & ControlFlags.ProtectionKeys) != 0 ? leafStep.Entry.ProtectionKey : 0;
-        var error = AccessRights.Check(rights, key, kind, context);
+        int key = protectionKeysOn ? leafStep.Entry.ProtectionKey : 0;
+        var error = CheckAccess(rights, (byte)key, kind);
         if (error != PageFaultErrorCode.None)
             return FaultWalk(ref record, error, commit);
 
@@ -573,12 +611,13 @@ public sealed unsafe class Mmu
                 if (wanted != (step.Entry.Raw | PageTableEntry.AccessedBit)) Counters.DirtyBitsSet++;
                 Memory.TryWrite64(step.EntryAddress, wanted);
             }
-            // Cache the non-leaf entries just used (all now have A = 1, as the SDM requires of cached entries).
+            // Cache the non-leaf entries just used (all now have A = 1, as the SDM requires of cached entries). The walk
+            // started below the first cache that hit, and every cache below that one was searched and missed.
             for (int i = 0; i < record.StepCount - 1; i++)
             {
                 var step = record.Steps[i];
                 if ((int)step.Level >= 2)
-                    structureCaches[(int)step.Level].Insert(linear, pcid, step.Entry.Address & addressMask, rightsAfter[(int)step.Level]);
+                    structureCaches[(int)step.Level].InsertAbsent(linear, pcid, step.Entry.Address & addressMask, rightsAfter[(int)step.Level]);
             }
             Counters.WalksBySize[(int)size]++;
         }
@@ -612,13 +651,23 @@ public sealed unsafe class Mmu
     }
 
     /// <summary>Bits that must be 0 in an entry at <paramref name="level"/> (SDM 4.5, tables 4-15..4-20).</summary>
-    ulong ReservedBits(PagingLevel level, bool pageSize)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    ulong ReservedBits(PagingLevel level, bool pageSize) => reservedBits[(int)level * 2 + (pageSize ? 1 : 0)];
+
+    /// <summary>Fills <see cref="reservedBits"/> for the current MAXPHYADDR and NXE.</summary>
+    void ComputeReservedBits(ulong reservedAlways)
     {
-        ulong reserved = reservedAlways;
-        if (level >= PagingLevel.Pml4) reserved |= PageTableEntry.PageSizeBit;
-        else if (pageSize && level == PagingLevel.Pdpt) reserved |= ((1UL << PagingConstants.HugePageBits) - 1) & ~((1UL << 13) - 1);
-        else if (pageSize && level == PagingLevel.PageDirectory) reserved |= ((1UL << PagingConstants.LargePageBits) - 1) & ~((1UL << 13) - 1);
-        return reserved;
+        for (var level = PagingLevel.PageTable; level <= PagingLevel.Pml5; level++)
+        {
+            for (int pageSize = 0; pageSize < 2; pageSize++)
+            {
+                ulong reserved = reservedAlways;
+                if (level >= PagingLevel.Pml4) reserved |= PageTableEntry.PageSizeBit;
+                else if (pageSize == 1 && level == PagingLevel.Pdpt) reserved |= ((1UL << PagingConstants.HugePageBits) - 1) & ~((1UL << 13) - 1);
+                else if (pageSize == 1 && level == PagingLevel.PageDirectory) reserved |= ((1UL << PagingConstants.LargePageBits) - 1) & ~((1UL << 13) - 1);
+                reservedBits[(int)level * 2 + pageSize] = reserved;
+            }
+        }
     }
 
     /// <summary>

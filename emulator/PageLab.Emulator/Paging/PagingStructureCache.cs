@@ -10,18 +10,23 @@ namespace PageLab.Emulator.Paging;
 /// physical address of the next paging structure, with the rights accumulated so far. E.g. the PDE
 /// cache maps linear[56:21] to a page table, so a walk that hits it reads only the PTE.
 /// Entries are tagged with the PCID; fully associative, LRU. The keys (valid bit, linear bits, PCID packed in one
-/// ulong) are searched with vector compares, as every walk probes every cache.
+/// ulong) are searched with vector compares, as every walk probes every cache; recency is a doubly linked list over
+/// the entries, so a hit and a replacement cost a few stores whatever the capacity.
 /// </summary>
 internal sealed class PagingStructureCache
 {
     const ulong ValidBit = 1UL << 63;
     const int PcidBits = 12;
+    const int None = -1;
 
     readonly ulong[] keys;       // capacity rounded up to 8; 0 = empty (padding stays empty)
     readonly ulong[] nextTables;
     readonly TranslationAttributes[] attributes;
-    readonly ulong[] lastUse;    // 0 for empty entries, so the least recently used one is also the first empty one
-    ulong useCounter;
+    readonly int[] newer;        // the recency list: for each entry in use, the next more and less recently used one
+    readonly int[] older;
+    readonly int[] free;         // a stack of empty entries
+    int freeCount;
+    int newest = None, oldest = None;
 
     /// <param name="level">The level whose entries are cached: PDE cache = PageDirectory, and so on.</param>
     /// <param name="capacity">Entries; 0 disables the cache.</param>
@@ -32,7 +37,12 @@ internal sealed class PagingStructureCache
         keys = new ulong[(capacity + 7) & ~7];
         nextTables = new ulong[capacity];
         attributes = new TranslationAttributes[capacity];
-        lastUse = new ulong[capacity];
+        newer = new int[capacity];
+        older = new int[capacity];
+        free = new int[capacity];
+        newer.AsSpan().Fill(None);
+        older.AsSpan().Fill(None);
+        for (int i = capacity - 1; i >= 0; i--) free[freeCount++] = i;
         CoveredBits = PagingConstants.PageBits + ((int)level - 1) * PagingConstants.LevelBits;
     }
 
@@ -79,27 +89,42 @@ internal sealed class PagingStructureCache
             rights = default;
             return false;
         }
-        lastUse[i] = ++useCounter;
+        MakeNewest(i);
         nextTable = nextTables[i];
         rights = attributes[i];
         return true;
     }
 
-    public void Insert(ulong linear, ushort pcid, ulong nextTable, TranslationAttributes rights)
+    /// <summary>Caches an entry the caller knows is not cached (its <see cref="TryGet"/> just missed): no search.</summary>
+    public void InsertAbsent(ulong linear, ushort pcid, ulong nextTable, TranslationAttributes rights)
     {
         if (Capacity == 0) return;
-        ulong key = KeyFor(linear, pcid);
-        int victim = Find(key);
-        if (victim < 0)
-        {
-            victim = 0;
-            for (int i = 1; i < Capacity; i++)
-                if (lastUse[i] < lastUse[victim]) victim = i;
-        }
-        keys[victim] = key;
-        nextTables[victim] = nextTable;
-        attributes[victim] = rights;
-        lastUse[victim] = ++useCounter;
+        // An empty entry if there is one, else the least recently used.
+        int entry = freeCount > 0 ? free[--freeCount] : oldest;
+        keys[entry] = KeyFor(linear, pcid);
+        nextTables[entry] = nextTable;
+        attributes[entry] = rights;
+        MakeNewest(entry);
+    }
+
+    /// <summary>Moves an entry (in the list or just taken from the free stack) to the most recently used end.</summary>
+    void MakeNewest(int entry)
+    {
+        if (entry == newest) return;
+        if (newer[entry] != None) Unlink(entry); // in the list (not at the newest end, handled above)
+        older[entry] = newest;
+        newer[entry] = None;
+        if (newest != None) newer[newest] = entry;
+        newest = entry;
+        if (oldest == None) oldest = entry;
+    }
+
+    void Unlink(int entry)
+    {
+        int n = newer[entry], o = older[entry];
+        if (n != None) older[n] = o; else newest = o;
+        if (o != None) newer[o] = n; else oldest = n;
+        newer[entry] = older[entry] = None;
     }
 
     /// <summary>Drops every entry of one PCID, or of all PCIDs.</summary>
@@ -119,7 +144,8 @@ internal sealed class PagingStructureCache
     void Drop(int i)
     {
         keys[i] = 0;
-        lastUse[i] = 0;
+        Unlink(i);
+        free[freeCount++] = i;
     }
 
     public int Count => keys.Count(k => k != 0);

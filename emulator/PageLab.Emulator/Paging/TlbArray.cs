@@ -19,27 +19,28 @@ public struct TlbEntryData
 }
 
 /// <summary>
-/// One set-associative array of translations. Tags are packed into one ulong per way so that a set is
-/// searched with vector compares (no data-dependent branch per way):
-/// bit 0 valid, bit 1 global, bits 2-3 page size, bits 4-15 PCID (0 for global entries), bits 16-63 page number.
+/// One set-associative array of translations. Tags (<see cref="TlbTag"/>) are packed into one ulong per way so that a
+/// set is searched with vector compares (no data-dependent branch per way). Sets are laid out a power of two of ways
+/// apart (padding tags stay 0, invalid), so an index splits into set and way with a shift and a mask. The array counts
+/// its valid entries of each page size, so that a level skips probing for a size the array holds none of (a guest
+/// without huge pages probes only the 4 KiB entries). Tags, entries and counts live in pinned arrays, searched
+/// through <see cref="TlbProbe"/>s.
 /// </summary>
-internal sealed class TlbArray
+internal sealed unsafe class TlbArray
 {
-    const ulong ValidBit = 1;
-    const ulong GlobalBit = 2;
-    const int SizeShift = 2;
-    const int PcidShift = 4;
-    const int PageNumberShift = 16;
-    const ulong PcidMask = 0xFFFUL << PcidShift;
-    /// <summary>Canonical addresses repeat bit 56 (or 47) above it, so the low 57 bits identify a page.</summary>
-    const ulong LinearMask = (1UL << PagingConstants.LinearBits5Level) - 1;
-
     readonly ulong[] tags;
     readonly TlbEntryData[] data;
-    readonly ulong[] lastUse;   // LRU: the array's use counter when each way was last touched
-    readonly ulong[] plruBits;  // tree-PLRU: one word of node bits per set
-    readonly int stride;        // ways rounded up to 4 or a multiple of 8 (one vector of tags); padding tags stay 0 (invalid)
+    readonly int[] validBySize;
+    readonly ulong[] validWays;     // per set, two words: bit per way holding a valid entry
+    readonly ulong waysMaskLow, waysMaskHigh; // the bits of the real ways in those two words
+    readonly ulong[] lastUse;       // LRU: the array's use counter when each way was last touched; padding ways ulong.MaxValue
+    readonly ulong[] plruBits;      // tree-PLRU: two words of node bits per set
+    readonly ulong[] plruTouchSet;  // tree-PLRU: per way, two words each: the node bits a touch of that way sets...
+    readonly ulong[] plruTouchClear; // ...and the ones it clears
+    readonly int strideBits;        // log2 of the ways per set including padding: at least 4 ways (one 256-bit vector)
+    readonly int stride;
     readonly int setMask;
+    readonly int plruLeaves;        // the ways rounded up to a power of two
     readonly TlbReplacement replacement;
     ulong useCounter;
     ulong randomState;
@@ -51,13 +52,22 @@ internal sealed class TlbArray
             throw new ArgumentException($"TLB array needs a power-of-two set count, 1..128 ways and at least one page size: {config}");
         Config = config;
         Ways = config.Ways;
-        stride = config.Ways <= 4 ? 4 : (config.Ways + 7) & ~7;
+        plruLeaves = (int)BitOperations.RoundUpToPowerOf2((uint)Ways);
+        stride = Math.Max(4, plruLeaves);
+        strideBits = BitOperations.Log2((uint)stride);
         setMask = config.Sets - 1;
         this.replacement = replacement;
-        tags = new ulong[config.Sets * stride];
-        data = new TlbEntryData[config.Sets * stride];
+        tags = GC.AllocateArray<ulong>(config.Sets * stride, pinned: true);
+        data = GC.AllocateArray<TlbEntryData>(config.Sets * stride, pinned: true);
+        validBySize = GC.AllocateArray<int>(3, pinned: true);
+        validWays = new ulong[config.Sets * 2];
+        waysMaskLow = Ways >= 64 ? ulong.MaxValue : (1UL << Ways) - 1;
+        waysMaskHigh = Ways <= 64 ? 0 : Ways == 128 ? ulong.MaxValue : (1UL << (Ways - 64)) - 1;
         lastUse = new ulong[config.Sets * stride];
+        for (int i = 0; i < lastUse.Length; i++)
+            if ((i & (stride - 1)) >= Ways) lastUse[i] = ulong.MaxValue; // never the least recently used
         plruBits = new ulong[config.Sets * 2];
+        (plruTouchSet, plruTouchClear) = PlruTouchMasks(plruLeaves);
         randomState = seed | 1;
         foreach (var size in config.Sizes) HeldSizes |= 1 << (int)size;
     }
@@ -70,68 +80,22 @@ internal sealed class TlbArray
 
     public bool Holds(PageSize size) => (HeldSizes & (1 << (int)size)) != 0;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static ulong PageNumber(ulong linear, PageSize size) => (linear & LinearMask) >> size.Bits();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static ulong TagFor(ulong linear, PageSize size) =>
-        (PageNumber(linear, size) << PageNumberShift) | ((ulong)size << SizeShift) | ValidBit;
-
-    /// <summary>
-    /// Finds the entry translating <paramref name="linear"/> at <paramref name="size"/> for <paramref name="pcid"/> (or global);
-    /// -1 when absent. A set of up to 4 ways (8 with AVX-512) is one vector compare: no branch per way to mispredict.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int Find(ulong linear, PageSize size, ushort pcid)
+    /// <summary>The search of this array at <paramref name="size"/>; <paramref name="arrayIndex"/> is the array's index in its level.</summary>
+    public TlbProbe ProbeFor(PageSize size, int arrayIndex) => new()
     {
-        ulong pageNumber = PageNumber(linear, size);
-        ulong tag = (pageNumber << PageNumberShift) | ((ulong)size << SizeShift) | ValidBit;
-        ulong own = tag | ((ulong)pcid << PcidShift), global = tag | GlobalBit;
-        int start = ((int)pageNumber & setMask) * stride;
-        ref ulong set = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(tags), start);
-        ulong hits;
-        if (stride == 4)
-            hits = Matches256(ref set, own, global);
-        else if (stride == 8 && Vector512.IsHardwareAccelerated)
-            hits = Matches512(ref set, own, global);
-        else
-            return FindInWideSet(ref set, start, own, global);
-        return hits == 0 ? -1 : start + BitOperations.TrailingZeroCount(hits);
-    }
+        Tags = (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(tags)),
+        Data = (TlbEntryData*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data)),
+        ValidCount = (int*)Unsafe.AsPointer(ref validBySize[(int)size]),
+        SetMask = setMask,
+        StrideBits = strideBits,
+        Size = size,
+        Array = arrayIndex,
+    };
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static ulong Matches256(ref ulong ways, ulong own, ulong global)
-    {
-        var tags = Vector256.LoadUnsafe(ref ways);
-        return (Vector256.Equals(tags, Vector256.Create(own)) | Vector256.Equals(tags, Vector256.Create(global))).ExtractMostSignificantBits();
-    }
+    int SetStart(ulong linear, PageSize size) => ((int)TlbTag.PageNumber(linear, size) & setMask) << strideBits;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static ulong Matches512(ref ulong ways, ulong own, ulong global)
-    {
-        var tags = Vector512.LoadUnsafe(ref ways);
-        return (Vector512.Equals(tags, Vector512.Create(own)) | Vector512.Equals(tags, Vector512.Create(global))).ExtractMostSignificantBits();
-    }
-
-    /// <summary>Sets of more than 8 ways: compare up to 64 ways per block, branching once per block rather than per vector.</summary>
-    int FindInWideSet(ref ulong set, int start, ulong own, ulong global)
-    {
-        for (int block = 0; block < stride; block += 64)
-        {
-            int end = Math.Min(stride, block + 64);
-            ulong hits = 0;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                for (int i = block; i < end; i += 8) hits |= Matches512(ref Unsafe.Add(ref set, i), own, global) << (i - block);
-            }
-            else
-            {
-                for (int i = block; i < end; i += 4) hits |= Matches256(ref Unsafe.Add(ref set, i), own, global) << (i - block);
-            }
-            if (hits != 0) return start + block + BitOperations.TrailingZeroCount(hits);
-        }
-        return -1;
-    }
+    /// <summary>The entry translating <paramref name="linear"/> at <paramref name="size"/> for <paramref name="pcid"/> (or global); -1 when absent.</summary>
+    public int Find(ulong linear, PageSize size, ushort pcid) => ProbeFor(size, 0).Find(linear, pcid);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref TlbEntryData Data(int index) => ref data[index];
@@ -146,35 +110,47 @@ internal sealed class TlbArray
         else if (replacement == TlbReplacement.TreePlru) TouchPlru(index);
     }
 
-    /// <summary>Inserts a translation, replacing an existing entry for the same page or the policy's victim.</summary>
-    public void Insert(ulong linear, PageSize size, ushort pcid, in TlbEntryData entry)
+    /// <summary>
+    /// Inserts a translation, replacing an existing entry for the same page or the policy's victim.
+    /// <paramref name="knownAbsent"/> says the caller's search of this array just missed, so the search is not repeated.
+    /// </summary>
+    public void Insert(ulong linear, PageSize size, ushort pcid, in TlbEntryData entry, bool knownAbsent)
     {
         bool isGlobal = (entry.Attributes & TranslationAttributes.Global) != 0;
-        int index = Find(linear, size, pcid);
+        int index = knownAbsent ? -1 : Find(linear, size, pcid);
         if (index < 0)
         {
-            int set = (int)PageNumber(linear, size) & setMask;
-            index = set * stride + Victim(set);
+            int start = SetStart(linear, size);
+            index = start + Victim(start);
         }
-        tags[index] = TagFor(linear, size) | (isGlobal ? GlobalBit : (ulong)pcid << PcidShift);
+        ulong old = tags[index];
+        if (old != 0) validBySize[(int)TlbTag.SizeOf(old)]--;
+        validBySize[(int)size]++;
+        ValidWayWord(index) |= ValidWayBit(index);
+        tags[index] = TlbTag.For(linear, size) | (isGlobal ? TlbTag.GlobalBit : TlbTag.Pcid(pcid));
         data[index] = entry;
         Touch(index);
     }
 
-    int Victim(int set)
+    /// <summary>The word of <see cref="validWays"/> holding the entry's bit, and the bit: way w of a set is bit w % 64 of word w / 64.</summary>
+    ref ulong ValidWayWord(int index) => ref validWays[(index >> strideBits) * 2 + ((index & (stride - 1)) >> 6)];
+
+    ulong ValidWayBit(int index) => 1UL << (index & (stride - 1) & 63);
+
+    /// <summary>The way to replace in the set at <paramref name="start"/>: the first empty way, else the policy's choice.</summary>
+    int Victim(int start)
     {
-        int start = set * stride;
-        for (int way = 0; way < Ways; way++)
-            if (tags[start + way] == 0) return way;
+        int set = start >> strideBits;
+        ulong empty = ~validWays[set * 2] & waysMaskLow;
+        if (empty != 0) return BitOperations.TrailingZeroCount(empty);
+        empty = ~validWays[set * 2 + 1] & waysMaskHigh;
+        if (empty != 0) return 64 + BitOperations.TrailingZeroCount(empty);
         switch (replacement)
         {
             case TlbReplacement.Lru:
-                int oldest = 0;
-                for (int way = 1; way < Ways; way++)
-                    if (lastUse[start + way] < lastUse[start + oldest]) oldest = way;
-                return oldest;
+                return LeastRecentlyUsed(start);
             case TlbReplacement.TreePlru:
-                return PlruVictim(set);
+                return PlruVictim(start >> strideBits);
             default:
                 randomState ^= randomState << 13;
                 randomState ^= randomState >> 7;
@@ -183,44 +159,65 @@ internal sealed class TlbArray
         }
     }
 
-    // Tree-PLRU over the ways rounded up to a power of two: node n has children 2n+1 and 2n+2; a node bit
-    // of 0 means "the victim is on the left". Touching a way points every node on its path away from it.
-    // Up to 128 ways need 127 node bits: two words per set.
-    int PlruLeaves => (int)BitOperations.RoundUpToPowerOf2((uint)Ways);
+    /// <summary>The first way with the smallest use count (padding ways hold ulong.MaxValue and never win).</summary>
+    int LeastRecentlyUsed(int start)
+    {
+        var uses = new ReadOnlySpan<ulong>(lastUse, start, stride);
+        var min = Vector256.Create(ulong.MaxValue);
+        for (int i = 0; i < stride; i += 4) min = Vector256.Min(min, Vector256.Create(uses.Slice(i, 4)));
+        return uses.IndexOf(Math.Min(Math.Min(min[0], min[1]), Math.Min(min[2], min[3])));
+    }
+
+    // Tree-PLRU over the ways rounded up to a power of two: node n has children 2n+1 and 2n+2; a node bit of 0 means
+    // "the victim is on the left". Touching a way points every node on its path away from it; which bits that sets
+    // and clears depends only on the way, so it is computed once per way here. Up to 128 ways need 127 node bits:
+    // two words per set.
+    static (ulong[] Set, ulong[] Clear) PlruTouchMasks(int leaves)
+    {
+        var set = new ulong[leaves * 2];
+        var clear = new ulong[leaves * 2];
+        for (int way = 0; way < leaves; way++)
+        {
+            int node = 0, low = 0, span = leaves;
+            while (span > 1)
+            {
+                span >>= 1;
+                bool right = way >= low + span;
+                ref ulong word = ref (right ? clear : set)[way * 2 + (node >> 6)];
+                word |= 1UL << node; // point away from the touched half
+                if (right) low += span;
+                node = 2 * node + (right ? 2 : 1);
+            }
+        }
+        return (set, clear);
+    }
 
     void TouchPlru(int index)
     {
-        int set = index / stride, way = index - set * stride;
-        int leaves = PlruLeaves, node = 0, low = 0, span = leaves;
-        while (span > 1)
+        int set = index >> strideBits, way = index & (stride - 1);
+        ref ulong bits = ref plruBits[set * 2];
+        bits = (bits & ~plruTouchClear[way * 2]) | plruTouchSet[way * 2];
+        if (plruLeaves > 64)
         {
-            span >>= 1;
-            bool right = way >= low + span;
-            SetPlruBit(set, node, !right); // point away from the touched half
-            if (right) low += span;
-            node = 2 * node + (right ? 2 : 1);
+            ref ulong high = ref plruBits[set * 2 + 1];
+            high = (high & ~plruTouchClear[way * 2 + 1]) | plruTouchSet[way * 2 + 1];
         }
     }
 
     int PlruVictim(int set)
     {
-        int node = 0, low = 0, span = PlruLeaves;
-        while (span > 1)
+        // Branch-free descent: which way each node points is as good as random, so a branch on it would mispredict.
+        // Up to 64 leaves every node bit lies in the set's first word.
+        ulong low64 = plruBits[set * 2], high64 = plruBits[set * 2 + 1];
+        int node = 0, way = 0;
+        for (int span = plruLeaves >> 1; span > 0; span >>= 1)
         {
-            span >>= 1;
-            bool right = GetPlruBit(set, node);
-            if (right) low += span;
-            node = 2 * node + (right ? 2 : 1);
+            ulong word = node < 64 ? low64 : high64;
+            int right = (int)(word >> node) & 1;
+            way += span & -right;
+            node = 2 * node + 1 + right;
         }
-        return Math.Min(low, Ways - 1); // leaves beyond the real ways fold onto the last way
-    }
-
-    bool GetPlruBit(int set, int node) => (plruBits[set * 2 + (node >> 6)] & (1UL << node)) != 0;
-
-    void SetPlruBit(int set, int node, bool value)
-    {
-        ref ulong word = ref plruBits[set * 2 + (node >> 6)];
-        word = value ? word | (1UL << node) : word & ~(1UL << node);
+        return Math.Min(way, Ways - 1); // leaves beyond the real ways fold onto the last way
     }
 
     /// <summary>
@@ -234,11 +231,11 @@ internal sealed class TlbArray
         {
             ulong tag = tags[i];
             if (tag == 0) continue;
-            int storedBits = ((PageSize)((tag >> SizeShift) & 3)).Bits();
+            int storedBits = TlbTag.SizeOf(tag).Bits();
             int mappedBits = data[i].MappedSize.Bits();
-            if (((tag >> PageNumberShift) << storedBits) >> mappedBits != PageNumber(linear, data[i].MappedSize)) continue;
+            if (((tag >> TlbTag.PageNumberShift) << storedBits) >> mappedBits != TlbTag.PageNumber(linear, data[i].MappedSize)) continue;
             if (!Matches(tag, pcid, allPcids: false, includeGlobal)) continue;
-            tags[i] = 0;
+            Drop(i);
             dropped++;
         }
         return dropped;
@@ -252,16 +249,23 @@ internal sealed class TlbArray
         {
             ulong tag = tags[i];
             if (tag == 0 || !Matches(tag, pcid, allPcids, includeGlobal)) continue;
-            tags[i] = 0;
+            Drop(i);
             dropped++;
         }
         return dropped;
     }
 
+    void Drop(int index)
+    {
+        validBySize[(int)TlbTag.SizeOf(tags[index])]--;
+        ValidWayWord(index) &= ~ValidWayBit(index);
+        tags[index] = 0;
+    }
+
     static bool Matches(ulong tag, ushort pcid, bool allPcids, bool includeGlobal)
     {
-        if ((tag & GlobalBit) != 0) return includeGlobal;
-        return allPcids || (ushort)((tag & PcidMask) >> PcidShift) == pcid;
+        if ((tag & TlbTag.GlobalBit) != 0) return includeGlobal;
+        return allPcids || TlbTag.PcidOf(tag) == pcid;
     }
 
     /// <summary>Valid entries, for inspection (`info tlb`).</summary>
@@ -271,10 +275,10 @@ internal sealed class TlbArray
         {
             ulong tag = tags[i];
             if (tag == 0) continue;
-            var size = (PageSize)((tag >> SizeShift) & 3);
-            ulong linear = (tag >> PageNumberShift) << size.Bits();
-            if ((linear & (1UL << (PagingConstants.LinearBits5Level - 1))) != 0) linear |= ~LinearMask; // sign-extend
-            yield return (linear, size, (ushort)((tag & PcidMask) >> PcidShift), (tag & GlobalBit) != 0, data[i]);
+            var size = TlbTag.SizeOf(tag);
+            ulong linear = (tag >> TlbTag.PageNumberShift) << size.Bits();
+            if ((linear & (1UL << (PagingConstants.LinearBits5Level - 1))) != 0) linear |= ~TlbTag.LinearMask; // sign-extend
+            yield return (linear, size, TlbTag.PcidOf(tag), (tag & TlbTag.GlobalBit) != 0, data[i]);
         }
     }
 }

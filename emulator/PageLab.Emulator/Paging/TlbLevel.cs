@@ -1,7 +1,10 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace PageLab.Emulator.Paging;
 
 /// <summary>One TLB level: its arrays, and for each page size which array caches it at which size.</summary>
-internal sealed class TlbLevel
+internal sealed unsafe class TlbLevel
 {
     // For each PageSize: the array that caches translations of that size and the size it stores them
     // at (smaller when the level fractures, e.g. a 1G page held as 2M entries); array -1 = not cached.
@@ -20,56 +23,71 @@ internal sealed class TlbLevel
                 if (array >= 0) placement[(int)size] = (array, stored);
             }
         }
-        var order = new List<(int Array, PageSize Size)>();
+        var probes = new List<TlbProbe>();
         for (int i = 0; i < Arrays.Length; i++)
             for (var size = PageSize.Size4K; size <= PageSize.Size1G; size++)
-                if (Arrays[i].Holds(size)) order.Add((i, size));
-        searchArrays = [.. order.Select(o => o.Array)];
-        searchSizes = [.. order.Select(o => o.Size)];
+                if (Arrays[i].Holds(size)) probes.Add(Arrays[i].ProbeFor(size, i));
+        probeStorage = GC.AllocateArray<TlbProbe>(probes.Count, pinned: true);
+        probes.CopyTo(probeStorage);
+        Probes = (TlbProbe*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(probeStorage));
     }
 
-    // The (array, size) pairs a lookup probes, in order, as two plain arrays: the lookup runs on every access.
-    readonly int[] searchArrays;
-    readonly PageSize[] searchSizes;
+    readonly TlbProbe[] probeStorage;
 
     public TlbLevelConfig Config { get; }
     public TlbArray[] Arrays { get; }
     public TlbLevelKind Kind => Config.Kind;
 
-    /// <summary>Searches every array at every size it holds, smallest first: after a page-size change
-    /// both translations may be cached, and the SDM allows either to be used.</summary>
-    public bool Lookup(ulong linear, ushort pcid, out int array, out int index, out PageSize size)
+    /// <summary>The searches a lookup makes: every array at every size it holds, smallest size first (pinned).</summary>
+    public TlbProbe* Probes { get; }
+
+    public int ProbeCount => probeStorage.Length;
+
+    /// <summary>
+    /// Searches every array at every size it holds, smallest first: after a page-size change both translations may be
+    /// cached, and the SDM allows either to be used. Sizes an array holds no entry of are skipped: that search could
+    /// not hit. Returns the probe that hit (-1 for none) and the entry's index in that probe's array.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Search(TlbProbe* probes, int count, ulong linear, ushort pcid, out int index)
     {
-        int[] arrays = searchArrays;
-        PageSize[] sizes = searchSizes;
-        for (int i = 0; i < arrays.Length && i < sizes.Length; i++)
+        for (int p = 0; p < count; p++)
         {
-            int found = Arrays[arrays[i]].Find(linear, sizes[i], pcid);
-            if (found >= 0)
-            {
-                array = arrays[i];
-                index = found;
-                size = sizes[i];
-                return true;
-            }
+            if (*probes[p].ValidCount == 0) continue;
+            index = probes[p].Find(linear, pcid);
+            if (index >= 0) return p;
         }
-        array = index = -1;
-        size = default;
-        return false;
+        index = -1;
+        return -1;
     }
 
-    /// <summary>Caches a translation of <paramref name="size"/>; returns the size stored, or null when this level holds no suitable size.</summary>
-    public PageSize? Fill(ulong linear, PageSize size, ushort pcid, TlbEntryData entry, Func<ulong, nint> hostAddress)
+    /// <summary><see cref="Search"/> of this level, for callers off the hot path.</summary>
+    public bool Lookup(ulong linear, ushort pcid, out int array, out int index, out PageSize size)
+    {
+        int probe = Search(Probes, ProbeCount, linear, pcid, out index);
+        array = probe < 0 ? -1 : Probes[probe].Array;
+        size = probe < 0 ? default : Probes[probe].Size;
+        return probe >= 0;
+    }
+
+    /// <summary>
+    /// Caches a translation of <paramref name="size"/>; returns the size stored, or null when this level holds no suitable
+    /// size. <paramref name="knownAbsent"/>: this level's <see cref="Lookup"/> just missed the address.
+    /// </summary>
+    public PageSize? Fill(ulong linear, PageSize size, ushort pcid, in TlbEntryData entry, Func<ulong, nint> hostAddress, bool knownAbsent)
     {
         var (array, stored) = placement[(int)size];
         if (array < 0) return null;
-        if (stored != size)
+        if (stored == size)
         {
-            ulong offset = linear & (size.Bytes() - 1) & ~(stored.Bytes() - 1);
-            entry.PhysicalBase += offset;
-            entry.HostBase = hostAddress(entry.PhysicalBase);
+            Arrays[array].Insert(linear, stored, pcid, entry, knownAbsent);
+            return stored;
         }
-        Arrays[array].Insert(linear, stored, pcid, entry);
+        // Fractured: the entry holds the piece of the page that contains the address.
+        var piece = entry;
+        piece.PhysicalBase += linear & (size.Bytes() - 1) & ~(stored.Bytes() - 1);
+        piece.HostBase = hostAddress(piece.PhysicalBase);
+        Arrays[array].Insert(linear, stored, pcid, piece, knownAbsent);
         return stored;
     }
 

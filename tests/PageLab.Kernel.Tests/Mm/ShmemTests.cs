@@ -171,6 +171,24 @@ public class ShmemTests
     }
 
     [Fact]
+    public void WillNeed_ReadsSwappedShmemPagesBack_ButLeavesHolesAlone()
+    {
+        using var m = new TestMachine();
+        m.Allocator.Swap = new SwapDevice(0, 4UL << 20);
+        m.Space.Map(Base, Base + 8 * Page, ReadWrite, VmaFlags.Shared, null, 0);
+        for (ulong i = 0; i < 2; i++)
+            Assert.True(m.GuestWrite64(Base + i * Page, i + 1));
+        Assert.Equal(2UL, m.ReclaimPages(2));
+
+        Assert.Null(Madvise.Apply(m.Space, Base, 8 * Page, MadviseAdvice.WillNeed, KernelAbi.Proposal).Error);
+
+        Assert.Equal(0UL, m.Allocator.Swap.UsedSlots);
+        Assert.Equal(8UL, m.MemInfoKb("Shmem")); // the two swapped pages, not the six holes
+        Assert.Equal(0, m.Space.ResidentPages);   // read back into the object, not mapped
+        Assert.Equal(2UL, m.GuestRead64(Base + Page));
+    }
+
+    [Fact]
     public void PageOut_OnShmem_SwapsTheObjectsPage()
     {
         using var m = new TestMachine();
