@@ -1,6 +1,7 @@
 using PageLab.Emulator.Paging;
 using PageLab.Kernel.Mm;
 using PageLab.Kernel.Mm.Physical;
+using Xunit.Abstractions;
 
 namespace PageLab.Kernel.Tests.Mm;
 
@@ -11,7 +12,7 @@ namespace PageLab.Kernel.Tests.Mm;
 /// runs it over MAP_SHARED|MAP_ANONYMOUS memory, mapped by a forked child too after a while: the shmem
 /// object's pages are swapped into the object and back, migrated under both mappings, kept by DONTNEED.
 /// </summary>
-public class GuestMemoryStressTests
+public class GuestMemoryStressTests(ITestOutputHelper output)
 {
     const ulong Base = 0x4000_0000;
     const ulong Page = PagingConstants.PageSize;
@@ -29,6 +30,7 @@ public class GuestMemoryStressTests
     {
         using var m = new TestMachine(24UL << 20);
         m.Allocator.Swap = new SwapDevice(0, 32UL << 20);
+        ulong foreignSlots = FragmentSwap(m.Allocator.Swap, wholeClustersLeft: 1);
         m.Memory.PageCache.Fragment(new FragmentationOptions { Seed = seed });
         m.Memory.Memcg = m.Allocator.CreateCgroup("guest", 3072);
         ulong freeBefore = m.Allocator.FreeFrames;
@@ -36,6 +38,10 @@ public class GuestMemoryStressTests
         m.Memory.Guest.SwitchAddressSpace(space.Tables.Cr3);
         var user = new UserMemory(space);
         space.Map(Base, Base + RegionPages * Page, Protection.Read | Protection.Write, shared ? VmaFlags.Shared : VmaFlags.None, null, 0);
+        // The first half takes THPs at fault time (MADV_HUGEPAGE under the default `madvise` setting), so
+        // reclaim meets whole THPs: swapped into a free swap cluster, or split when none is left.
+        // (Shared memory takes none: shmem_enabled is `never`.)
+        Assert.True(space.UpdateVmaFlags(Base, Base + RegionPages / 2 * Page, flags => flags | VmaFlags.HugePage));
         AddressSpace? child = null;
 
         // What the guest wrote: word slot -> value (absent: never written or discarded, reads 0).
@@ -67,17 +73,42 @@ public class GuestMemoryStressTests
             m.Memory.Guest.SwitchAddressSpace(space.Tables.Cr3);
         }
         var counters = m.Allocator.Counters;
-        Assert.True(counters.SwapOut > 1000 && counters.SwapIn > 1000 && counters.PageMigrateSuccess > 5 && counters.CompactStall > 10,
-            $"pswpout {counters.SwapOut}, pswpin {counters.SwapIn}, migrated {counters.PageMigrateSuccess}, compactions {counters.CompactStall}");
+        string figures = $"pswpout {counters.SwapOut}, pswpin {counters.SwapIn}, migrated {counters.PageMigrateSuccess}, compactions {counters.CompactStall}, "
+            + $"thp_fault_alloc {m.Memory.Thp.Counters.FaultAlloc}, thp_swpout {counters.ThpSwapOut}, thp_swpout_fallback {counters.ThpSwapOutFallback}, "
+            + $"pgactivate {counters.PageActivate}, pgdeactivate {counters.PageDeactivate}, pgscan {counters.PageScanDirect}, pgsteal {counters.PageStealDirect}";
+        Assert.True(counters.SwapOut > 1000 && counters.SwapIn > 1000 && counters.PageMigrateSuccess > 5 && counters.CompactStall > 10, figures);
+        Assert.True((shared || (counters.ThpSwapOut > 0 && counters.ThpSwapOutFallback > 0)) && counters.PageActivate > 0 && counters.PageDeactivate > 0, figures);
+        output.WriteLine(figures);
         AssertFramesBalance(m.Allocator);
         Assert.True(m.Memory.Memcg.UsagePages <= m.Memory.Memcg.LimitPages);
 
         m.Memory.Guest.SwitchAddressSpace(m.Space.Tables.Cr3);
         space.Destroy();
         Assert.Equal(freeBefore, m.Allocator.FreeFrames);
-        Assert.Equal(0UL, m.Allocator.Swap.UsedSlots);
+        Assert.Equal(foreignSlots, m.Allocator.Swap.UsedSlots);
         Assert.Equal(0UL, m.Memory.Memcg.UsagePages);
         AssertFramesBalance(m.Allocator);
+    }
+
+    /// <summary>
+    /// Swap as a long-running system leaves it: one slot of most clusters holds some other process's page,
+    /// so only <paramref name="wholeClustersLeft"/> clusters can take a THP whole and later THPs are split.
+    /// Returns the slots left in use.
+    /// </summary>
+    static ulong FragmentSwap(SwapDevice swap, int wholeClustersLeft)
+    {
+        var page = new byte[Page];
+        var slots = new List<ulong>();
+        while (swap.TryStore(page, out ulong slot))
+            slots.Add(slot);
+        foreach (ulong slot in slots)
+        {
+            ulong cluster = slot / SwapDevice.ClusterSlots;
+            if (cluster <= (ulong)wholeClustersLeft || slot % SwapDevice.ClusterSlots != 1)
+                swap.Release(slot);
+        }
+        Assert.Equal(wholeClustersLeft, swap.FreeClusters);
+        return swap.UsedSlots;
     }
 
     static void AssertReadsBack(UserMemory user, Dictionary<ulong, ulong> shadow)
@@ -91,8 +122,8 @@ public class GuestMemoryStressTests
 
     /// <summary>
     /// What else happens to the guest's memory meanwhile: collapses (which compact), page-outs, discards,
-    /// compaction. Shared memory is not collapsed (a huge shmem folio is neither reclaimed nor split by
-    /// reclaim in the model, so collapses would fill the memcg), and DONTNEED keeps its data.
+    /// compaction. Shared memory is not collapsed (reclaim does not take huge shmem folios in the model,
+    /// so collapses would fill the memcg), and DONTNEED keeps its data.
     /// </summary>
     static void Disturb(TestMachine m, AddressSpace space, Dictionary<ulong, ulong> shadow, Random random, bool shared)
     {
@@ -100,10 +131,9 @@ public class GuestMemoryStressTests
         switch (random.Next(shared ? 1 : 0, 4))
         {
             case 0:
-                // A collapse needs a free 2 MiB block on a fragmented machine: it compacts. Paging the region
-                // out again splits it, so THPs (which reclaim does not take) never fill the memcg.
+                // A collapse needs a free 2 MiB block on a fragmented machine: it compacts. The THP stays for
+                // reclaim to swap (whole or split) when the memcg is full.
                 Madvise.Apply(space, region, Huge, MadviseAdvice.Collapse, KernelAbi.Proposal);
-                Madvise.Apply(space, region, Huge, MadviseAdvice.PageOut, KernelAbi.Proposal);
                 break;
             case 1:
                 Madvise.Apply(space, region, Huge / 4, MadviseAdvice.PageOut, KernelAbi.Proposal);

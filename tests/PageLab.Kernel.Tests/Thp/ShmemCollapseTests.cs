@@ -82,7 +82,7 @@ public class ShmemCollapseTests
         m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.Shared, null, 0);
         for (ulong i = 0; i < 8; i++)
             Assert.True(m.GuestWrite64(Base + i * Page, 0x77 + i));
-        Assert.Equal(8UL, m.Allocator.Reclaim(null, 8, null, null));
+        Assert.Equal(8UL, m.ReclaimPages(8));
         var recorder = new CollapseTests.PhaseRecorder();
         m.Memory.Thp.Engine.Observer = recorder;
 
