@@ -10,6 +10,7 @@ namespace PageLab.Emulator.Paging;
 /// caches, and keeps stale translations until software invalidates them, as hardware does.
 /// Faults are returned as values.
 /// </summary>
+[SkipLocalsInit] // struct locals (walk records, entries) are assigned before use: zeroing them cost every lookup
 public sealed unsafe class Mmu
 {
     const ulong Cr3NoFlushBit = 1UL << 63;
@@ -26,7 +27,6 @@ public sealed unsafe class Mmu
     // Indexed by PagingLevel of the cached entry: [2] PDE cache ... [5] PML5E cache.
     readonly PagingStructureCache[] structureCaches = new PagingStructureCache[6];
     readonly ulong[] codeFrames;
-    readonly Func<ulong, nint> hostAddressOf;
     // Per level (x2: without / with PS) the entry bits that must be 0: bits 51:MAXPHYADDR, bit 63 without NXE, and
     // the level's own. Recomputed when NXE changes.
     readonly ulong[] reservedBits = new ulong[12];
@@ -53,7 +53,7 @@ public sealed unsafe class Mmu
         public byte* Host;  // host address of that 4 KiB page
         public ulong Frame; // its physical frame number, for code-frame write notification
         public bool FirstLevel; // the lookup that filled this hit found the entry in the first level
-        public TlbArray? Array;
+        public TlbArrayState* Array;
         public int Index;
         public TlbLevelCounters? Counters;
         public int Size;
@@ -118,7 +118,6 @@ public sealed unsafe class Mmu
         Counters = new MmuCounters(tlb.Levels.Select(l => l.Name));
         levelCounters = Counters.Levels;
         codeFrames = new ulong[((memory.Size >> PagingConstants.PageBits) + 63) / 64];
-        hostAddressOf = HostAddressOf;
         ApplyFlags(flags);
     }
 
@@ -281,7 +280,7 @@ public sealed unsafe class Mmu
     {
         last.Counters!.Lookups++;
         last.Counters.HitsBySize[last.Size]++;
-        last.Array!.Touch(last.Index);
+        last.Array->Touch(last.Index);
     }
 
     /// <summary>Remembers the first-level hit <see cref="Lookup"/> described, for pages inside one host chunk.</summary>
@@ -460,7 +459,8 @@ public sealed unsafe class Mmu
             if (probe >= 0)
             {
                 var size = probes[probe].Size;
-                ref readonly var entry = ref probes[probe].Data[index];
+                TlbArrayState* array = probes[probe].Array;
+                ref readonly var entry = ref array->Data[index];
                 observer?.OnTlbLookup(li, linear, kind, true, size);
                 var error = CheckAccess(entry.Attributes, entry.ProtectionKey, kind);
                 if (error != PageFaultErrorCode.None)
@@ -478,15 +478,14 @@ public sealed unsafe class Mmu
                     break;
                 }
                 counters.HitsBySize[(int)size]++;
-                var tlbArray = levels[li].Arrays[probes[probe].Array];
-                tlbArray.Touch(index);
+                array->Touch(index);
                 if (i == 0)
                 {
                     hit.FirstLevel = true;
+                    hit.Array = array;
                     hit.Index = index;
                     hit.Size = (int)size;
-                    // Stores of references pay a GC write barrier: skip them when the same array and level hit again.
-                    if (hit.Array != tlbArray) hit.Array = tlbArray;
+                    // A reference store pays a GC write barrier: skip it when the same level hits again.
                     if (hit.Counters != counters) hit.Counters = counters;
                 }
                 for (int j = 0; j < i; j++) FillLevel(chain[j].Level, linear, size, entry, knownAbsent: true);
@@ -510,8 +509,22 @@ public sealed unsafe class Mmu
     void FillLevel(int level, ulong linear, PageSize size, in TlbEntryData entry, bool knownAbsent)
     {
         ForgetLastHits(); // the fill may evict a remembered entry
-        if (levels[level].Fill(linear, size, pcid, entry, hostAddressOf, knownAbsent) is { } stored)
-            Counters.Levels[level].FillsBySize[(int)stored]++;
+        TlbArrayState* array = levels[level].FillTarget(size, out var stored);
+        if (array == null) return;
+        int index = knownAbsent ? -1 : array->Find(linear, stored, pcid);
+        if (stored == size)
+        {
+            array->Insert(index, linear, stored, pcid, entry);
+        }
+        else
+        {
+            // Fractured: the entry holds the piece of the page that contains the address.
+            var piece = entry;
+            piece.PhysicalBase += linear & (size.Bytes() - 1) & ~(stored.Bytes() - 1);
+            piece.HostBase = HostAddressOf(piece.PhysicalBase);
+            array->Insert(index, linear, stored, pcid, piece);
+        }
+        levelCounters[level].FillsBySize[(int)stored]++;
     }
 
     /// <summary>Host address of a page base for a TLB entry; 0 when beyond memory (the access then reports a machine check).
