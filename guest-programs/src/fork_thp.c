@@ -2,7 +2,8 @@
  * child shares the parent's THP write-protected; a write by one side while the other still maps
  * it splits only the writer's PMD and copies one 4 KiB page (the other side keeps its huge
  * mapping); a write once the other side has exited reuses the huge page. Each side prints the
- * AnonHugePages and Rss of the region from its own smaps and a checksum of the region's data.
+ * AnonHugePages, Rss, Pss and shared/private dirty sizes of the region from its own smaps and a
+ * checksum of the region's data.
  * thp_split_pmd in /proc/vmstat is machine-wide (other processes change it too), so only
  * "went up" is printed, after a write that must split. Parent and child take turns printing,
  * each flushing before handing over, so the output order is fixed. */
@@ -24,11 +25,13 @@ static long vmstat(const char *name)
     return -1;
 }
 
+/* The region as smaps shows it to this process: the huge mapping, and each 4 KiB page counted as
+ * shared or private by how many processes map it (a THP's pages one by one). */
 static void print_side(const char *label)
 {
-    char text[128];
-    snprintf(text, sizeof text, "%s region", label);
-    print_huge(text, region, H);
+    struct smaps_totals t = smaps_region(region, H);
+    printf("%s region: AnonHugePages=%lu kB Rss=%lu kB Pss=%lu kB Shared_Dirty=%lu kB Private_Dirty=%lu kB\n", label,
+           t.anon_huge, t.rss, t.pss, t.shared_dirty, t.private_dirty);
     printf("%s checksum: %016llx\n", label, (unsigned long long)hash_bytes(HASH_INIT, region, H));
 }
 

@@ -237,7 +237,7 @@ static inline int next_line(const char **text, char *line, size_t size)
 /* Per-region totals from /proc/self/smaps, in kB, summed over the VMAs that overlap
  * [start, start + len). */
 struct smaps_totals {
-    unsigned long vmas, size, rss, anonymous, anon_huge, shmem_pmd, swap, thp_eligible;
+    unsigned long vmas, size, rss, pss, shared_dirty, private_dirty, anonymous, anon_huge, shmem_pmd, swap, thp_eligible;
 };
 
 static inline struct smaps_totals smaps_region(const void *start, size_t len)
@@ -258,6 +258,12 @@ static inline struct smaps_totals smaps_region(const void *start, size_t len)
             t.size += kb;
         } else if (sscanf(line, "Rss: %lu kB", &kb) == 1) {
             t.rss += kb;
+        } else if (sscanf(line, "Pss: %lu kB", &kb) == 1) {
+            t.pss += kb;
+        } else if (sscanf(line, "Shared_Dirty: %lu kB", &kb) == 1) {
+            t.shared_dirty += kb;
+        } else if (sscanf(line, "Private_Dirty: %lu kB", &kb) == 1) {
+            t.private_dirty += kb;
         } else if (sscanf(line, "Anonymous: %lu kB", &kb) == 1) {
             t.anonymous += kb;
         } else if (sscanf(line, "AnonHugePages: %lu kB", &kb) == 1) {

@@ -2,7 +2,8 @@
  * write to a full one fail with EAGAIN instead of waiting; a write that finds room for part of
  * its data returns the part; F_GETFL reports the flag and F_SETFL changes only the status flags
  * of the open file (shared with dup'd descriptors). The pipe fills by pages (16 of them), which
- * the byte counts below show. */
+ * the byte counts below show. Without O_NONBLOCK, a write larger than the pipe returns only once
+ * a reader has taken all of it. */
 #include "guest.h"
 
 static void print_flags(const char *label, int fd)
@@ -103,5 +104,32 @@ int main(void)
     print_flags("write end after clearing", fds[1]);
     try_write("blocking write of 10 into an empty pipe", fds[1], pattern, 10);
     drain("drained", fds[0]);
+    close(copy);
+
+    /* Without O_NONBLOCK a write larger than the pipe waits for the reader and returns only when all
+     * of it is written. */
+    int go;
+    pid_t pid = fork_held_child(&go);
+    if (pid == 0) {
+        print_result("F_SETFL 0 on the read end", fcntl(fds[0], F_SETFL, 0), errno);
+        close(fds[1]);
+        static char received[sizeof pattern];
+        long total = 0;
+        ssize_t n;
+        while ((n = read(fds[0], received + total, sizeof received - (size_t)total)) > 0)
+            total += n;
+        printf("child read %ld bytes until end of file: %s\n", total,
+               total == (long)sizeof pattern && memcmp(received, pattern, sizeof pattern) == 0 ? "same bytes" : "DIFFERENT");
+        fflush(stdout);
+        _exit(0);
+    }
+    close(fds[0]);
+    release_child(go);
+    errno = 0;
+    long written = write(fds[1], pattern, sizeof pattern);
+    int error = errno;
+    close(fds[1]);
+    wait_and_report(pid);
+    print_result("blocking write of 200000 while a child reads", written, error);
     return 0;
 }

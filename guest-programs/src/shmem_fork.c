@@ -89,6 +89,9 @@ int main(void)
     printf("child 2 (DONTNEED of its own mapping): status %d\n", wait_child(pid));
     print_check("parent's data after the child's DONTNEED", check_pattern(shared + 16 * PAGE_SIZE_4K, 16 * PAGE_SIZE_4K, 2));
 
+    madvise_print("madvise(+64 KiB, 64 KiB, PAGEOUT)", shared + 16 * PAGE_SIZE_4K, 16 * PAGE_SIZE_4K, MADV_PAGEOUT);
+    show("after PAGEOUT (no swap: the pages stay)");
+
     madvise_print("madvise(0, 2 MiB, COLLAPSE)", shared, HUGE_SIZE_2M, MADV_COLLAPSE);
     show("after COLLAPSE");
     madvise_print("madvise(0, 2 MiB, DONTNEED)", shared, HUGE_SIZE_2M, MADV_DONTNEED);
@@ -103,6 +106,14 @@ int main(void)
     show("after DONTNEED of one page of it");
     printf("page 0 starts with: %.4s\n", shared);
     show("after reading page 0");
+
+    errno = 0;
+    print_result("mprotect(0, 4 MiB, READ)", mprotect(shared, REGION, PROT_READ), errno);
+    errno = 0;
+    print_result("mprotect(0, 4 MiB, READ|WRITE)", mprotect(shared, REGION, PROT_READ | PROT_WRITE), errno);
+    shared[1] = 'W';
+    printf("page 0 starts with: %.4s\n", shared);
+    show("after mprotect and a write");
 
     madvise_print("madvise(+64 KiB, 8 KiB, REMOVE)", shared + 16 * PAGE_SIZE_4K, 2 * PAGE_SIZE_4K, MADV_REMOVE);
     show("after REMOVE");

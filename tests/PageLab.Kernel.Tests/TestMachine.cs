@@ -55,6 +55,23 @@ sealed class TestMachine : IDisposable
         return false;
     }
 
+    /// <summary>
+    /// Direct reclaim until <paramref name="target"/> pages are freed, as an allocation's retry loop does:
+    /// a page touched since the last look survives one round (its accessed bit is cleared), so a test
+    /// that only wants pages evicted calls reclaim again. Stops after three rounds that free nothing.
+    /// </summary>
+    public ulong ReclaimPages(ulong target, MemoryCgroup? cgroup = null)
+    {
+        ulong reclaimed = 0;
+        for (int idle = 0; reclaimed < target && idle < 3;)
+        {
+            ulong round = Allocator.Reclaim(null, target - reclaimed, cgroup, null);
+            reclaimed += round;
+            idle = round == 0 ? idle + 1 : 0;
+        }
+        return reclaimed;
+    }
+
     /// <summary>A /proc/meminfo field, in kB.</summary>
     public ulong MemInfoKb(string field)
     {

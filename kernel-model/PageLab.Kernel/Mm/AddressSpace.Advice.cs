@@ -45,8 +45,9 @@ public sealed partial class AddressSpace
     /// <summary>
     /// MADV_COLD and MADV_PAGEOUT (madvise_cold_or_pageout_pte_range): every page mapped only here
     /// loses its accessed bit and moves to the old end of its LRU list; with <paramref name="pageOut"/>
-    /// it is reclaimed at once (page cache dropped, anonymous memory swapped if there is swap), at the
-    /// caller's cost. PAGEOUT splits the huge PMDs in the range first.
+    /// it is reclaimed at once (page cache dropped, anonymous and shmem memory swapped if there is swap;
+    /// without swap a shmem page is still unmapped, as Linux unmaps before it writes), at the caller's
+    /// cost. PAGEOUT splits the huge PMDs in the range first.
     /// </summary>
     /// <returns>Pages reclaimed.</returns>
     public int Deactivate(ulong start, ulong end, bool pageOut)
@@ -76,12 +77,17 @@ public sealed partial class AddressSpace
             {
                 if (memory.Frames.TryReclaimNow(frame, CostSink))
                     reclaimed++;
+                else if (memory.Page(frame).Use == FrameUse.Shmem && !memory.Page(frame).IsBusy && memory.Frames.Swap is not { HasFreeSlot: true })
+                    memory.PageCache.UnmapPage(frame); // shrink_folio_list unmaps it, then shmem_writeout finds no swap: it stays in the object
             }
         }
         return reclaimed;
     }
 
-    /// <summary>MADV_WILLNEED on a file mapping (madvise_willneed's readahead): reads the range's file pages into the page cache, unmapped.</summary>
+    /// <summary>
+    /// MADV_WILLNEED on a file mapping (madvise_willneed's readahead): reads the range's file pages into the
+    /// page cache, unmapped. For shmem only pages in swap are read back (shmem_swapin_range): holes stay holes.
+    /// </summary>
     public void ReadAhead(Vma vma, ulong start, ulong end)
     {
         if (vma.File is null)
@@ -89,6 +95,8 @@ public sealed partial class AddressSpace
         for (ulong page = start; page < end; page += PagingConstants.PageSize)
         {
             long offset = vma.FileOffsetOf(page);
+            if (vma.IsShmem && memory.PageCache.Find(vma.File, offset >> PagingConstants.PageBits, out _) != CachedPage.Swapped)
+                continue;
             if (offset >= vma.File.Length || !memory.PageCache.TryGetFrame(vma.File, offset >> PagingConstants.PageBits, out _, CostSink))
                 return;
         }

@@ -43,11 +43,12 @@ public sealed partial class AddressSpace
 
     internal void DepositTable(ulong region, ulong tableFrame) => depositedTables[region] = tableFrame;
 
-    /// <summary>Records a new huge mapping of the block starting at <paramref name="headFrame"/>.</summary>
+    /// <summary>Records a new huge mapping of the block starting at <paramref name="headFrame"/>, which joins the LRU as one folio.</summary>
     internal void AccountHugeMapping(ulong headFrame, ulong region)
     {
         memory.Page(headFrame).EntireMapCount = 1;
         memory.Frames.SetOwner(headFrame, OwnerId, region >> PagingConstants.PageBits);
+        memory.Frames.AddToLru(headFrame);
         ResidentPages += ThpSettings.PtesPerPmd;
     }
 

@@ -9,6 +9,10 @@ public enum MmCostKind : byte
     CompactionMigrate,
     /// <summary>Direct reclaim: pages examined on the LRU lists.</summary>
     ReclaimScan,
+    /// <summary>Direct reclaim: reverse-map walks testing and clearing the accessed bits of a page's mappings.</summary>
+    ReclaimReferenceCheck,
+    /// <summary>Direct reclaim: pages moved between the active and inactive lists.</summary>
+    ReclaimListMove,
     /// <summary>Direct reclaim: clean page-cache pages dropped.</summary>
     ReclaimDrop,
     /// <summary>Direct reclaim: anonymous pages written to swap.</summary>

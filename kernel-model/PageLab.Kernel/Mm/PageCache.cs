@@ -300,6 +300,33 @@ public sealed class PageCache : IPageOwner
         return true;
     }
 
+    /// <summary>folio_referenced for a cached page: the accessed bits of every PTE that maps it, through the file's reverse map.</summary>
+    public PageReferences TestAndClearYoung(ulong index, ulong frame)
+    {
+        var references = default(PageReferences);
+        if (memory.Page(frame).MapCount == 0 || !keys.TryGetValue(frame, out var key))
+            return references;
+        foreach (var (space, page) in Mappings(key))
+            references += space.TestAndClearYoungPte(page, frame);
+        return references;
+    }
+
+    /// <summary>Huge shmem folios do not join the LRU (shmem THP reclaim is not modeled), so reclaim never asks to split one.</summary>
+    public bool TrySplitHuge(ulong index, ulong headFrame) => false;
+
+    /// <summary>
+    /// Clears every PTE mapping the cached page in <paramref name="frame"/> (try_to_unmap); the page stays
+    /// cached. Reclaim of a shmem page does this before writing it to swap, so it happens even when the
+    /// write cannot be done.
+    /// </summary>
+    public void UnmapPage(ulong frame)
+    {
+        if (!keys.TryGetValue(frame, out var key))
+            return;
+        foreach (var (space, page) in Mappings(key))
+            space.UnmapEvictedFrame(page, frame, SwapPte.None);
+    }
+
     /// <summary>Every (address space, page) whose VMA maps <paramref name="key"/>'s file page (vma_interval_tree_foreach).</summary>
     IEnumerable<(AddressSpace Space, ulong Page)> Mappings((IMappableFile File, long PageIndex) key)
     {

@@ -56,28 +56,24 @@ public static class ProcMemory
                     break;
             }
         }
-        ulong anonLru = 0, fileLru = 0;
-        foreach (var node in frames.Nodes)
-        {
-            anonLru += node.LruPages(FrameUse.Anonymous);
-            fileLru += node.LruPages(FrameUse.PageCache);
-        }
+        ulong inactiveAnon = frames.LruPages(LruList.InactiveAnon), activeAnon = frames.LruPages(LruList.ActiveAnon);
+        ulong inactiveFile = frames.LruPages(LruList.InactiveFile), activeFile = frames.LruPages(LruList.ActiveFile);
         ulong swapTotal = frames.Swap?.TotalSlots ?? 0, swapFree = swapTotal - (frames.Swap?.UsedSlots ?? 0);
         ulong total = frames.FrameCount - 1; // frame 0 is reserved, as Linux keeps pages back from MemTotal
         var text = new StringBuilder();
         void Pages(string name, ulong pages) => Line(text, name, pages << (PagingConstants.PageBits - 10));
         Pages("MemTotal", total);
         Pages("MemFree", frames.FreeFrames);
-        Pages("MemAvailable", frames.FreeFrames + fileLru);
+        Pages("MemAvailable", frames.FreeFrames + inactiveFile + activeFile);
         Pages("Buffers", 0);
         Pages("Cached", pageCache);
         Pages("SwapCached", 0);
-        Pages("Active", anonLru);
-        Pages("Inactive", fileLru);
-        Pages("Active(anon)", anonLru);
-        Pages("Inactive(anon)", 0);
-        Pages("Active(file)", 0);
-        Pages("Inactive(file)", fileLru);
+        Pages("Active", activeAnon + activeFile);
+        Pages("Inactive", inactiveAnon + inactiveFile);
+        Pages("Active(anon)", activeAnon);
+        Pages("Inactive(anon)", inactiveAnon);
+        Pages("Active(file)", activeFile);
+        Pages("Inactive(file)", inactiveFile);
         Pages("Unevictable", 0);
         Pages("Mlocked", 0);
         Pages("SwapTotal", swapTotal);

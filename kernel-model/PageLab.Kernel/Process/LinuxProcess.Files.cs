@@ -68,19 +68,47 @@ public sealed partial class LinuxProcess
     long Read(int fd, ulong buffer, ulong count)
     {
         if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
-        return BlockOnPipe(file, Transfer(buffer, count, toUser: true, chunk => file.Read(chunk)));
+        return BlockOnEmptyPipe(file, Transfer(buffer, count, toUser: true, chunk => file.Read(chunk)));
     }
 
     /// <summary>
-    /// A read or write of a blocking pipe end that found it empty (full) waits until it has data or no
-    /// writer (room or no reader); any other result, and EAGAIN on an O_NONBLOCK end, goes to the caller.
+    /// A read of a blocking pipe end that found it empty waits until it has data or no writer; any other
+    /// result, and EAGAIN on an O_NONBLOCK end, goes to the caller.
     /// </summary>
-    long BlockOnPipe(OpenFile file, long result)
+    long BlockOnEmptyPipe(OpenFile file, long result)
     {
-        if (result != -(long)Errno.EAGAIN || file is not PipeEnd { IsBlocking: true } end)
+        if (result != -(long)Errno.EAGAIN || file is not PipeEnd { IsBlocking: true, IsWriteEnd: false } end)
             return result;
-        var pipe = end.Pipe;
-        return end.IsWriteEnd ? Block(() => pipe.CanWrite) : Block(() => pipe.CanRead);
+        return Block(() => end.Pipe.CanRead);
+    }
+
+    /// <summary>
+    /// Bytes a blocking pipe write has written while it waits for room for the rest: the machine restarts
+    /// the waiting call, which goes on from here.
+    /// </summary>
+    long pipeWriteDone;
+
+    /// <summary>
+    /// pipe_write of <paramref name="total"/> bytes, <paramref name="writeFrom"/> writing the data from a
+    /// byte offset on. With O_NONBLOCK it takes what fits now (EAGAIN when nothing does); without, it
+    /// writes what fits and waits for room until everything is written. No reader: SIGPIPE, and EPIPE
+    /// unless some bytes went in (their count is returned).
+    /// </summary>
+    long WriteToPipe(PipeEnd end, long total, Func<long, long> writeFrom)
+    {
+        long done = pipeWriteDone;
+        pipeWriteDone = 0;
+        long result = writeFrom(done);
+        if (result > 0)
+            done += result;
+        if (result == -(long)Errno.EPIPE)
+            RaiseSigpipeOnEpipe(result);
+        else if (end.IsBlocking && done < total && (result > 0 || result == -(long)Errno.EAGAIN))
+        {
+            pipeWriteDone = done;
+            return Block(() => end.Pipe.CanWrite);
+        }
+        return done > 0 ? done : result;
     }
 
     /// <summary>pipe2(fds, flags): a pipe's read end in fds[0], its write end in fds[1] (O_CLOEXEC, O_NONBLOCK, O_DIRECT accepted).</summary>
@@ -126,7 +154,9 @@ public sealed partial class LinuxProcess
     long Write(int fd, ulong buffer, ulong count)
     {
         if (Lookup(fd) is not { } file) return Fail(Errno.EBADF);
-        return BlockOnPipe(file, RaiseSigpipeOnEpipe(Transfer(buffer, count, toUser: false, chunk => file.Write(chunk))));
+        if (file is PipeEnd { IsWriteEnd: true } end)
+            return WriteToPipe(end, (long)Math.Min(count, (ulong)MaxReadWrite), done => Transfer(buffer + (ulong)done, count - (ulong)done, toUser: false, chunk => end.Write(chunk)));
+        return RaiseSigpipeOnEpipe(Transfer(buffer, count, toUser: false, chunk => file.Write(chunk)));
     }
 
     /// <summary>Writing to a pipe nobody reads also sends SIGPIPE (fatal unless caught, ignored or blocked).</summary>
@@ -184,9 +214,13 @@ public sealed partial class LinuxProcess
             if (!User.TryRead(address, gathered.AsSpan(filled, take))) return Fail(Errno.EFAULT);
             filled += take;
         }
-        long result = file.Write(gathered.AsSpan(0, filled));
-        time.Advance(KernelCosts.CopyBytes(result));
-        return BlockOnPipe(file, RaiseSigpipeOnEpipe(result));
+        long WriteFrom(long done)
+        {
+            long result = file.Write(gathered.AsSpan((int)done, filled - (int)done));
+            time.Advance(KernelCosts.CopyBytes(result));
+            return result;
+        }
+        return file is PipeEnd { IsWriteEnd: true } end ? WriteToPipe(end, filled, WriteFrom) : RaiseSigpipeOnEpipe(WriteFrom(0));
     }
 
     long Readv(int fd, ulong iov, int count)
@@ -196,7 +230,7 @@ public sealed partial class LinuxProcess
         if (total <= 0) return total;
         var kernel = new byte[Math.Min(total, TransferChunk)];
         long result = file.Read(kernel);
-        if (result <= 0) return BlockOnPipe(file, result);
+        if (result <= 0) return BlockOnEmptyPipe(file, result);
         long scattered = 0;
         foreach (var (address, length) in segments)
         {

@@ -98,7 +98,7 @@ public sealed partial class LinuxProcess
         ulong size = AddressSpace.PageAlignUp(length);
         if (size < length || address > ulong.MaxValue - size) return Fail(Errno.ENOMEM);
         var vmas = Space.Vmas.Where(v => v.Start < address + size && v.End > address);
-        if ((prot & (int)Protection.Write) != 0 && vmas.Any(v => (v.Flags & VmaFlags.Shared) != 0 && v.File is not null)) return Fail(Errno.EACCES);
+        if ((prot & (int)Protection.Write) != 0 && vmas.Any(v => (v.Flags & VmaFlags.Shared) != 0 && v.File is not null && !v.IsShmem)) return Fail(Errno.EACCES);
         return Space.Protect(address, address + size, (Protection)(prot & ProtMask)) ? 0 : Fail(Errno.ENOMEM);
     }
 

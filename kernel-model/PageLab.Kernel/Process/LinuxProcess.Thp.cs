@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using PageLab.Kernel.Fs;
 using PageLab.Kernel.Mm;
+using PageLab.Kernel.Mm.Physical;
 using PageLab.Kernel.Mm.Thp;
 using PageLab.Kernel.Syscalls;
 
@@ -51,13 +52,19 @@ public sealed partial class LinuxProcess
         return null;
     }
 
-    /// <summary>/proc/vmstat: the counters the model keeps, in Linux's "name value" lines and order (thp_* last).</summary>
+    /// <summary>
+    /// /proc/vmstat: the counters the model keeps, in Linux's "name value" lines and order: the LRU list
+    /// sizes (node statistics) first, then the events, thp_* last.
+    /// </summary>
     static string FormatVmstat(KernelMemory memory)
     {
         var text = new StringBuilder();
+        foreach (var (name, list) in (ReadOnlySpan<(string, LruList)>)[("nr_inactive_anon", LruList.InactiveAnon), ("nr_active_anon", LruList.ActiveAnon),
+            ("nr_inactive_file", LruList.InactiveFile), ("nr_active_file", LruList.ActiveFile)])
+            text.Append(name).Append(' ').Append(memory.Frames.LruPages(list)).Append('\n');
         foreach (var (name, value) in memory.Frames.Counters.VmstatFields())
             text.Append(name).Append(' ').Append(value).Append('\n');
-        foreach (var (name, value) in memory.Thp.Counters.VmstatLines())
+        foreach (var (name, value) in memory.Thp.Counters.VmstatLines(memory.Frames.Counters))
             text.Append(name).Append(' ').Append(value).Append('\n');
         return text.ToString();
     }

@@ -99,7 +99,7 @@ public class ForkTests
         m.Space.Map(Base, Base + Pages * Page, ReadWrite, VmaFlags.None, null, 0);
         for (ulong i = 0; i < Pages; i++)
             Assert.True(m.GuestWrite64(Base + i * Page, 0x5000 + i));
-        Assert.Equal((ulong)Pages, m.Allocator.Reclaim(null, Pages, null, null));
+        Assert.Equal((ulong)Pages, m.ReclaimPages(Pages));
 
         var child = m.Space.Fork()!;
 
@@ -128,7 +128,7 @@ public class ForkTests
         var child = m.Space.Fork()!;
 
         // The reverse map knows only one of the two PTEs: moving or evicting the frame would strand the other.
-        Assert.Equal(0UL, m.Allocator.Reclaim(null, Pages, null, null));
+        Assert.Equal(0UL, m.ReclaimPages(Pages));
         Switch(m, child);
         for (ulong i = 0; i < Pages; i++)
             Assert.Equal(i, m.GuestRead64(Base + i * Page, child));
@@ -137,6 +137,6 @@ public class ForkTests
         // The survivor owns its frames again once it writes them: now they can be swapped.
         for (ulong i = 0; i < Pages; i++)
             Assert.True(m.GuestWrite64(Base + i * Page, i + 1));
-        Assert.Equal((ulong)Pages, m.Allocator.Reclaim(null, Pages, null, null));
+        Assert.Equal((ulong)Pages, m.ReclaimPages(Pages));
     }
 }

@@ -1,6 +1,7 @@
 using PageLab.Emulator.Paging;
 using PageLab.Kernel.Mm;
 using PageLab.Kernel.Mm.Physical;
+using Xunit.Abstractions;
 
 namespace PageLab.Kernel.Tests.Mm;
 
@@ -9,7 +10,7 @@ namespace PageLab.Kernel.Tests.Mm;
 /// below the working set, swap): compaction, reclaim, swap-out and swap-in run many times under it,
 /// yet every byte it wrote reads back, and frame, memcg and swap accounting balance.
 /// </summary>
-public class GuestMemoryStressTests
+public class GuestMemoryStressTests(ITestOutputHelper output)
 {
     const ulong Base = 0x4000_0000;
     const ulong Page = PagingConstants.PageSize;
@@ -25,6 +26,7 @@ public class GuestMemoryStressTests
     {
         using var m = new TestMachine(24UL << 20);
         m.Allocator.Swap = new SwapDevice(0, 32UL << 20);
+        ulong foreignSlots = FragmentSwap(m.Allocator.Swap, wholeClustersLeft: 1);
         m.Memory.PageCache.Fragment(new FragmentationOptions { Seed = seed });
         m.Memory.Memcg = m.Allocator.CreateCgroup("guest", 3072);
         ulong freeBefore = m.Allocator.FreeFrames;
@@ -32,6 +34,9 @@ public class GuestMemoryStressTests
         m.Memory.Guest.SwitchAddressSpace(space.Tables.Cr3);
         var user = new UserMemory(space);
         space.Map(Base, Base + RegionPages * Page, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
+        // The first half takes THPs at fault time (MADV_HUGEPAGE under the default `madvise` setting), so
+        // reclaim meets whole THPs: swapped into a free swap cluster, or split when none is left.
+        Assert.True(space.UpdateVmaFlags(Base, Base + RegionPages / 2 * Page, flags => flags | VmaFlags.HugePage));
 
         // What the guest wrote: word slot -> value (absent: never written or discarded, reads 0).
         var shadow = new Dictionary<ulong, ulong>();
@@ -52,17 +57,42 @@ public class GuestMemoryStressTests
             Assert.Equal(value, read);
         }
         var counters = m.Allocator.Counters;
-        Assert.True(counters.SwapOut > 1000 && counters.SwapIn > 1000 && counters.PageMigrateSuccess > 5 && counters.CompactStall > 10,
-            $"pswpout {counters.SwapOut}, pswpin {counters.SwapIn}, migrated {counters.PageMigrateSuccess}, compactions {counters.CompactStall}");
+        string figures = $"pswpout {counters.SwapOut}, pswpin {counters.SwapIn}, migrated {counters.PageMigrateSuccess}, compactions {counters.CompactStall}, "
+            + $"thp_fault_alloc {m.Memory.Thp.Counters.FaultAlloc}, thp_swpout {counters.ThpSwapOut}, thp_swpout_fallback {counters.ThpSwapOutFallback}, "
+            + $"pgactivate {counters.PageActivate}, pgdeactivate {counters.PageDeactivate}, pgscan {counters.PageScanDirect}, pgsteal {counters.PageStealDirect}";
+        Assert.True(counters.SwapOut > 1000 && counters.SwapIn > 1000 && counters.PageMigrateSuccess > 5 && counters.CompactStall > 10, figures);
+        Assert.True(counters.ThpSwapOut > 0 && counters.ThpSwapOutFallback > 0 && counters.PageActivate > 0 && counters.PageDeactivate > 0, figures);
+        output.WriteLine(figures);
         AssertFramesBalance(m.Allocator);
         Assert.True(m.Memory.Memcg.UsagePages <= m.Memory.Memcg.LimitPages);
 
         m.Memory.Guest.SwitchAddressSpace(m.Space.Tables.Cr3);
         space.Destroy();
         Assert.Equal(freeBefore, m.Allocator.FreeFrames);
-        Assert.Equal(0UL, m.Allocator.Swap.UsedSlots);
+        Assert.Equal(foreignSlots, m.Allocator.Swap.UsedSlots);
         Assert.Equal(0UL, m.Memory.Memcg.UsagePages);
         AssertFramesBalance(m.Allocator);
+    }
+
+    /// <summary>
+    /// Swap as a long-running system leaves it: one slot of most clusters holds some other process's page,
+    /// so only <paramref name="wholeClustersLeft"/> clusters can take a THP whole and later THPs are split.
+    /// Returns the slots left in use.
+    /// </summary>
+    static ulong FragmentSwap(SwapDevice swap, int wholeClustersLeft)
+    {
+        var page = new byte[Page];
+        var slots = new List<ulong>();
+        while (swap.TryStore(page, out ulong slot))
+            slots.Add(slot);
+        foreach (ulong slot in slots)
+        {
+            ulong cluster = slot / SwapDevice.ClusterSlots;
+            if (cluster <= (ulong)wholeClustersLeft || slot % SwapDevice.ClusterSlots != 1)
+                swap.Release(slot);
+        }
+        Assert.Equal(wholeClustersLeft, swap.FreeClusters);
+        return swap.UsedSlots;
     }
 
     /// <summary>What else happens to the guest's memory meanwhile: collapses (which compact), page-outs, discards, compaction.</summary>
@@ -72,10 +102,9 @@ public class GuestMemoryStressTests
         switch (random.Next(4))
         {
             case 0:
-                // A collapse needs a free 2 MiB block on a fragmented machine: it compacts. Paging the region
-                // out again splits it, so THPs (which reclaim does not take) never fill the memcg.
+                // A collapse needs a free 2 MiB block on a fragmented machine: it compacts. The THP stays for
+                // reclaim to swap (whole or split) when the memcg is full.
                 Madvise.Apply(space, region, Huge, MadviseAdvice.Collapse, KernelAbi.Proposal);
-                Madvise.Apply(space, region, Huge, MadviseAdvice.PageOut, KernelAbi.Proposal);
                 break;
             case 1:
                 Madvise.Apply(space, region, Huge / 4, MadviseAdvice.PageOut, KernelAbi.Proposal);

@@ -33,7 +33,7 @@ public class MadviseFamilyTests
         Assert.False(m.Space.Tables.ReadPte(Base).IsDirty);
         Assert.True(m.GuestWrite64(Base + 3 * Page + 8, 42)); // redirties page 3 through the MMU
 
-        Assert.Equal(7UL, m.Allocator.Reclaim(null, 8, null, null));
+        Assert.Equal(7UL, m.ReclaimPages(8));
 
         Assert.Equal(7UL, m.Allocator.Counters.LazyFreed);
         Assert.Equal(1, m.Space.ResidentPages);
@@ -88,7 +88,7 @@ public class MadviseFamilyTests
 
         Assert.Null(Advise(m, Base + 12 * Page, 4 * Page, MadviseAdvice.Cold).Error);
         Assert.False(m.Space.Tables.ReadPte(Base + 12 * Page).IsAccessed);
-        Assert.Equal(4UL, m.Allocator.Reclaim(null, 4, null, null));
+        Assert.Equal(4UL, m.ReclaimPages(4));
 
         for (ulong i = 0; i < 16; i++)
             Assert.Equal(i >= 12, SwapPte.IsSwapEntry(m.Space.Tables.ReadPte(Base + i * Page).Raw));

@@ -19,7 +19,7 @@ public class ProcMemoryTests
         m.Allocator.Swap = new SwapDevice(0, 4UL << 20);
         m.Space.Map(Base, Base + 100 * Page, Protection.Read | Protection.Write, VmaFlags.None, null, 0);
         for (ulong i = 0; i < 100; i++) Assert.True(m.GuestWrite64(Base + i * Page, i));
-        Assert.Equal(30UL, m.Allocator.Reclaim(null, 30, null, null));
+        Assert.Equal(30UL, m.ReclaimPages(30));
 
         string status = ProcMemory.Status(m.Space, "prog", 4242, 4241);
         Assert.Equal("VmSize:\t     400 kB", Line(status, "VmSize"));

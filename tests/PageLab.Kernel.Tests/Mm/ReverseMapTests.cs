@@ -78,7 +78,7 @@ public class ReverseMapTests
         Fill(m, Base, Base + 256 * Page);
         long resident = m.Space.ResidentPages;
 
-        Assert.Equal(100UL, m.Allocator.Reclaim(null, 100, null, null));
+        Assert.Equal(100UL, m.ReclaimPages(100));
 
         Assert.Equal(100, m.Space.SwappedPages);
         Assert.Equal(resident - 100, m.Space.ResidentPages);
@@ -104,7 +104,7 @@ public class ReverseMapTests
         using var m = WithSwap();
         m.Space.Map(Base, Base + Page, ReadWrite, VmaFlags.None, null, 0);
         Fill(m, Base, Base + Page);
-        Assert.Equal(1UL, m.Allocator.Reclaim(null, 1, null, null));
+        Assert.Equal(1UL, m.ReclaimPages(1));
         Assert.Equal(FaultOutcome.SwappedIn, m.Space.HandleFault(Base, AccessKind.Read, present: false));
         var pte = m.Space.Tables.ReadPte(Base);
         Assert.True(pte.IsPresent && pte.IsWritable && !pte.IsDirty);
@@ -117,7 +117,7 @@ public class ReverseMapTests
         m.Space.Map(Base, Base + 64 * Page, ReadWrite, VmaFlags.None, null, 0);
         Fill(m, Base, Base + 64 * Page);
         ulong freeBefore = m.Allocator.FreeFrames;
-        Assert.Equal(64UL, m.Allocator.Reclaim(null, 64, null, null));
+        Assert.Equal(64UL, m.ReclaimPages(64));
         Assert.Equal(64UL, m.Allocator.Swap!.UsedSlots);
 
         m.Space.Unmap(Base, Base + 64 * Page);
@@ -137,7 +137,7 @@ public class ReverseMapTests
         for (ulong i = 0; i < 8; i++) Assert.Equal(i * Page * 31, m.GuestRead64(Base + i * Page));
         Assert.Equal(8, m.Memory.PageCache.Pages);
 
-        Assert.Equal(8UL, m.Allocator.Reclaim(null, 8, null, null));
+        Assert.Equal(8UL, m.ReclaimPages(8));
 
         Assert.Equal(0, m.Memory.PageCache.Pages);
         Assert.Equal(0UL, m.Space.Tables.ReadPte(Base).Raw);
@@ -152,7 +152,7 @@ public class ReverseMapTests
         using var m = WithSwap();
         m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
         Fill(m, Base, Base + Huge);
-        Assert.Equal(100UL, m.Allocator.Reclaim(null, 100, null, null));
+        Assert.Equal(100UL, m.ReclaimPages(100));
         Assert.Equal(100UL << 12, m.Space.Usage(m.Space.Vmas[0]).Swap);
 
         var result = Madvise.Apply(m.Space, Base, Huge, MadviseAdvice.Collapse, KernelAbi.Proposal);
@@ -176,7 +176,7 @@ public class ReverseMapTests
         var user = new UserMemory(space);
         space.Map(Base, Base + 32 * Page, ReadWrite, VmaFlags.None, null, 0);
         for (ulong a = Base; a < Base + 32 * Page; a += Page) Assert.True(user.TryWriteUInt64(a, a));
-        Assert.Equal(16UL, m.Allocator.Reclaim(null, 16, null, null));
+        Assert.Equal(16UL, m.ReclaimPages(16));
 
         m.Memory.Guest.SwitchAddressSpace(m.Space.Tables.Cr3);
         space.Destroy();

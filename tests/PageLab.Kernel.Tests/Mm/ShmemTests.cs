@@ -142,7 +142,8 @@ public class ShmemTests
         Switch(m, child);
         Assert.Equal(0x5002UL, m.GuestRead64(Base + 2 * Page, child)); // mapped twice: still swappable (rmap walks both)
 
-        Assert.Equal(8UL, m.Allocator.Reclaim(null, 8, null, null));
+        // Young in two mappings, the pages are activated on the first look; the retries deactivate and then take them.
+        Assert.Equal(8UL, m.ReclaimPages(8));
 
         Assert.Equal(8UL, m.Allocator.Swap.UsedSlots);
         Assert.Equal(0, parent.ResidentPages);
@@ -162,11 +163,29 @@ public class ShmemTests
         Assert.Equal(0UL, m.Allocator.Swap.UsedSlots);
 
         // Pages swapped out when the last mapping goes give their slots back.
-        Assert.Equal(8UL, m.Allocator.Reclaim(null, 8, null, null));
+        Assert.Equal(8UL, m.ReclaimPages(8));
         Switch(m, m.Space);
         parent.Destroy();
         child.Destroy();
         Assert.Equal(0UL, m.Allocator.Swap.UsedSlots);
+    }
+
+    [Fact]
+    public void WillNeed_ReadsSwappedShmemPagesBack_ButLeavesHolesAlone()
+    {
+        using var m = new TestMachine();
+        m.Allocator.Swap = new SwapDevice(0, 4UL << 20);
+        m.Space.Map(Base, Base + 8 * Page, ReadWrite, VmaFlags.Shared, null, 0);
+        for (ulong i = 0; i < 2; i++)
+            Assert.True(m.GuestWrite64(Base + i * Page, i + 1));
+        Assert.Equal(2UL, m.ReclaimPages(2));
+
+        Assert.Null(Madvise.Apply(m.Space, Base, 8 * Page, MadviseAdvice.WillNeed, KernelAbi.Proposal).Error);
+
+        Assert.Equal(0UL, m.Allocator.Swap.UsedSlots);
+        Assert.Equal(8UL, m.MemInfoKb("Shmem")); // the two swapped pages, not the six holes
+        Assert.Equal(0, m.Space.ResidentPages);   // read back into the object, not mapped
+        Assert.Equal(2UL, m.GuestRead64(Base + Page));
     }
 
     [Fact]

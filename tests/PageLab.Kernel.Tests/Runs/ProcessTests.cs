@@ -360,6 +360,31 @@ public class PipeSyscallTests
     }
 
     [Fact]
+    public void BlockingWriteLargerThanThePipe_WaitsForRoom_AndReturnsOnlyWhenAllIsWritten()
+    {
+        using var p = new ProcessFixture();
+        Assert.Equal(0, p.Call(SyscallNumber.Pipe, Scratch));
+        var (readFd, writeFd) = Fds(p);
+        var reader = (PipeEnd)p.Process.FileDescriptor(readFd)!;
+        const int Total = 100_000;
+        var pattern = Enumerable.Range(0, Total).Select(i => (byte)(i * 13 + (i >> 9))).ToArray();
+        Assert.True(p.Process.User.TryWrite(Scratch + 4096, pattern));
+
+        p.Call(SyscallNumber.Write, (ulong)writeFd, Scratch + 4096, Total);
+        Assert.True(p.Process.IsBlocked);
+        Assert.Equal(Pipe.Capacity, reader.Pipe.Count);
+        var back = new byte[Total];
+        Assert.Equal(40_000, reader.Read(back.AsSpan(0, 40_000)));
+        Assert.True(p.Process.TryWake());
+
+        // The machine restarts the call: it goes on with the rest and returns the whole count.
+        Assert.Equal(Total, p.Call(SyscallNumber.Write, (ulong)writeFd, Scratch + 4096, Total));
+        Assert.False(p.Process.IsBlocked);
+        Assert.Equal(Total - 40_000, reader.Read(back.AsSpan(40_000)));
+        Assert.Equal(pattern, back);
+    }
+
+    [Fact]
     public void BlockingReadOfAnEmptyPipe_WaitsWhileAWriterIsOpen()
     {
         using var p = new ProcessFixture();

@@ -1,5 +1,6 @@
 using PageLab.Emulator.Paging;
 using PageLab.Kernel.Mm;
+using PageLab.Kernel.Mm.Physical;
 using PageLab.Kernel.Mm.Thp;
 
 namespace PageLab.Kernel.Tests.Thp;
@@ -237,5 +238,87 @@ public class ForkHugePageTests
 
         Assert.Equal(freeAtStart, m.Allocator.FreeFrames);
         Assert.Empty(m.Memory.DeferredSplitQueue);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void RandomForksWritesZapsAndSplits_KeepEveryFolioCountedAndEverySideItsData(int seed)
+    {
+        const int Regions = 3;
+        using var m = new TestMachine();
+        ulong freeAtStart = m.Allocator.FreeFrames;
+        var random = new Random(seed);
+        var spaces = new List<AddressSpace> { ParentWithThps(m, Regions) };
+        // What each address space must read at the start of each page: Original(a), 0 once zapped, or its own writes.
+        var expected = new List<Dictionary<ulong, ulong>> { new() };
+        ulong Expect(int who, ulong page) => expected[who].TryGetValue(page, out ulong value) ? value : Original(page);
+        ulong RandomPage() => Base + (ulong)random.Next(Regions * 512) * Page;
+
+        for (int step = 0; step < 300; step++)
+        {
+            int who = random.Next(spaces.Count);
+            var space = spaces[who];
+            Switch(m, space);
+            switch (random.Next(10))
+            {
+                case < 5:
+                    ulong page = RandomPage(), value = ((ulong)step << 20) + (ulong)who;
+                    Assert.True(m.GuestWrite64(page, value, space));
+                    expected[who][page] = value;
+                    break;
+                case 5 when spaces.Count < 4:
+                    spaces.Add(space.Fork()!);
+                    expected.Add(new Dictionary<ulong, ulong>(expected[who]));
+                    break;
+                case 6:
+                    ulong start = RandomPage(), end = Math.Min(start + (ulong)random.Next(1, 64) * Page, Base + Regions * Huge);
+                    space.ZapPages(start, end);
+                    for (ulong a = start; a < end; a += Page)
+                        expected[who][a] = 0;
+                    break;
+                case 7:
+                    ulong from = RandomPage();
+                    Assert.True(space.Protect(from, from + 8 * Page, Protection.Read));
+                    Assert.True(space.Protect(from, from + 8 * Page, ReadWrite));
+                    break;
+                case 8 when spaces.Count > 1:
+                    space.Destroy();
+                    spaces.RemoveAt(who);
+                    expected.RemoveAt(who);
+                    break;
+                default:
+                    m.Allocator.Reclaim(null, 64, null, null);
+                    break;
+            }
+            AssertEveryFolioCounted(m);
+        }
+
+        for (int who = 0; who < spaces.Count; who++)
+        {
+            Switch(m, spaces[who]);
+            for (ulong page = Base; page < Base + Regions * Huge; page += Page)
+                Assert.Equal(Expect(who, page), m.GuestRead64(page, spaces[who]));
+        }
+        // The walk went through every path: PMD splits, partly unmapped THPs queued and split.
+        var counters = m.Space.Thp.Counters;
+        Assert.True(counters.SplitPmd > 0 && counters.DeferredSplitPage > 0 && counters.SplitPage > 0, $"{counters.SplitPmd} {counters.DeferredSplitPage} {counters.SplitPage}");
+        Switch(m, m.Space);
+        foreach (var space in spaces)
+            space.Destroy();
+        Assert.Equal(freeAtStart, m.Allocator.FreeFrames);
+        Assert.Empty(m.Memory.DeferredSplitQueue);
+    }
+
+    /// <summary>Between operations every reference to an anonymous folio is a mapping: refcount equals mapcount.</summary>
+    static void AssertEveryFolioCounted(TestMachine m)
+    {
+        for (ulong frame = 1; frame < m.Allocator.FrameCount; frame++)
+        {
+            ref var page = ref m.Allocator[frame];
+            if (page.State == PageState.Head && page.Use == FrameUse.Anonymous)
+                Assert.Equal(m.Memory.FolioMapCount(frame), page.RefCount);
+        }
     }
 }

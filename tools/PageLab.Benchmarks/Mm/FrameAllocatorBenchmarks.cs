@@ -120,5 +120,7 @@ public class CompactionBenchmarks
     {
         public bool TryMigrate(ulong index, ulong oldFrame, ulong newFrame) => true;
         public bool TryEvict(ulong index, ulong frame, SwapPte swapPte) => true;
+        public PageReferences TestAndClearYoung(ulong index, ulong frame) => default;
+        public bool TrySplitHuge(ulong index, ulong headFrame) => false;
     }
 }

@@ -25,6 +25,9 @@ public sealed partial class BuddyAllocator : IFrameAllocator
     /// <summary>PAGE_ALLOC_COSTLY_ORDER: from this order on, the slow path compacts before it reclaims.</summary>
     public const int CostlyOrder = 3;
 
+    /// <summary>MAX_RECLAIM_RETRIES: rounds of reclaim an allocation or a memcg charge tries before it fails.</summary>
+    public const int MaxReclaimRetries = 16;
+
     /// <summary>SWAP_CLUSTER_MAX: direct reclaim frees at least this many pages per attempt.</summary>
     public const ulong SwapClusterMax = 32;
 
@@ -139,12 +142,32 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         {
             Counters.AllocStall++;
             found = (order >= CostlyOrder && Compact(preferredNode, order, cost) && TryTakeFromAnyNode(order, type, preferredNode, out frameNumber))
-                || (Reclaim(preferredNode, Math.Max(SwapClusterMax, 1UL << order), null, cost) > 0 && TryTakeFromAnyNode(order, type, preferredNode, out frameNumber))
+                || ReclaimAndRetake(order, type, preferredNode, cost, out frameNumber)
                 || (order > 0 && Compact(preferredNode, order, cost) && TryTakeFromAnyNode(order, type, preferredNode, out frameNumber));
         }
         if (found)
             MarkAllocated(frameNumber, order, use);
         return found;
+    }
+
+    /// <summary>
+    /// The slow path's reclaim loop (__alloc_pages_direct_reclaim + should_reclaim_retry): reclaim, then try
+    /// the free lists again, up to <see cref="MaxReclaimRetries"/> rounds for orders up to
+    /// <see cref="CostlyOrder"/> and once for costly ones (which Linux does not retry without
+    /// __GFP_RETRY_MAYFAIL). Retrying matters with second-chance aging: the first round may only clear the
+    /// accessed bits of pages touched since the last look, and the next one then takes them.
+    /// </summary>
+    bool ReclaimAndRetake(int order, MigrateType type, int preferredNode, ICostSink? cost, out ulong frameNumber)
+    {
+        int rounds = order > CostlyOrder ? 1 : MaxReclaimRetries;
+        for (int round = 0; round < rounds; round++)
+        {
+            Reclaim(preferredNode, Math.Max(SwapClusterMax, 1UL << order), null, cost);
+            if (TryTakeFromAnyNode(order, type, preferredNode, out frameNumber))
+                return true;
+        }
+        frameNumber = 0;
+        return false;
     }
 
     /// <inheritdoc/>
@@ -164,7 +187,8 @@ public sealed partial class BuddyAllocator : IFrameAllocator
     /// <summary>
     /// The last step of split_huge_page: turns an allocated block of order &gt; 0 into 2^order independent
     /// order-0 frames, so that each can be freed on its own. Every piece inherits the head's flags, use,
-    /// memcg and owner (its owner index advanced by its position) and keeps its own map count; the
+    /// memcg, owner (its owner index advanced by its position) and LRU state (PG_active, PG_referenced: the
+    /// caller puts the pieces on the head's list, as lru_add_split_folio does) and keeps its own map count; the
     /// head keeps its reference count and the other pieces start at 0: the caller hands references out.
     /// A memcg charge of 2^order pages becomes one page per piece, so the group's usage does not change.
     /// </summary>
@@ -184,6 +208,8 @@ public sealed partial class BuddyAllocator : IFrameAllocator
                 State = PageState.Head,
                 MapCount = piece.MapCount,
                 Flags = head.Flags,
+                IsActive = head.IsActive,
+                IsReferenced = head.IsReferenced,
                 Use = head.Use,
                 Node = head.Node,
                 Memcg = head.Memcg,
@@ -224,45 +250,88 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         page.OwnerIndex = index;
     }
 
-    /// <summary>Puts an order-0 anonymous or page-cache frame on its node's LRU list, as the youngest page.</summary>
+    /// <summary>
+    /// Puts an allocated anonymous or page-cache page on its node's LRU, as the youngest entry: an order-0
+    /// page, or an anonymous THP (order 9) as one entry counting 512 pages, as Linux keeps a folio. A new
+    /// page joins the inactive list of its type (Linux does so for anonymous pages since 5.9, workingset
+    /// protection: a page must be referenced twice to be activated); a page carrying PG_active (the
+    /// pieces of a split THP that was active) joins the active list.
+    /// </summary>
     public void AddToLru(ulong frameNumber)
     {
         ref var page = ref AllocatedHead(frameNumber);
-        if (page.OnLru || page.Order != 0 || !page.IsMovable)
+        bool fits = page.Order == 0 ? page.IsMovable : page.Order == PageblockOrder && page.Use == FrameUse.Anonymous;
+        if (page.OnLru || !fits)
             throw new InvalidOperationException($"frame 0x{frameNumber:x} cannot join an LRU list (on LRU {page.OnLru}, order {page.Order}, use {page.Use})");
-        PushFront(ref LruOf(frameNumber), frameNumber);
-        page.OnLru = true;
+        LinkLru(frameNumber, youngest: true);
     }
 
     /// <summary>
-    /// Moves an LRU page to the old end of its list, so reclaim takes it first (MADV_COLD's
-    /// deactivation, MADV_FREE's lazy-free list); a page not on an LRU list is left alone.
+    /// MADV_COLD's and MADV_FREE's deactivation: the page leaves the active list (counted in pgdeactivate)
+    /// and loses PG_referenced, and goes to the old end of the inactive list so that reclaim takes it
+    /// first; a page not on an LRU list is left alone.
     /// </summary>
     public void Deactivate(ulong frameNumber)
     {
         ref var page = ref AllocatedHead(frameNumber);
         if (!page.OnLru)
             return;
-        ref var lru = ref LruOf(frameNumber);
-        Unlink(ref lru, frameNumber);
-        int frame = (int)frameNumber;
-        page.Next = NoFrame;
-        page.Prev = lru.Last;
-        if (lru.Last != NoFrame)
-            pages[lru.Last].Next = frame;
-        else
-            lru.First = frame;
-        lru.Last = frame;
-        lru.Count++;
+        UnlinkLru(frameNumber);
+        if (page.IsActive)
+            Counters.PageDeactivate += 1UL << page.Order;
+        page.IsActive = false;
+        page.IsReferenced = false;
+        LinkLru(frameNumber, youngest: false);
     }
 
-    /// <summary>Takes a frame off its LRU list (Linux's isolation, e.g. before a collapse copies it).</summary>
+    /// <summary>Takes a frame off its LRU list (Linux's isolation, e.g. before a collapse copies it); PG_active stays.</summary>
     public void RemoveFromLru(ulong frameNumber)
     {
         ref var page = ref AllocatedHead(frameNumber);
         if (!page.OnLru)
             throw new InvalidOperationException($"frame 0x{frameNumber:x} is not on an LRU list");
-        Unlink(ref LruOf(frameNumber), frameNumber);
+        UnlinkLru(frameNumber);
+    }
+
+    /// <summary>Pages (4 KiB) on one kind of LRU list, all nodes together.</summary>
+    public ulong LruPages(LruList list)
+    {
+        ulong total = 0;
+        foreach (var node in nodes)
+            total += node.LruPages(list);
+        return total;
+    }
+
+    /// <summary>
+    /// The list a page belongs on (Linux's folio_lru_list): swap-backed pages (anonymous, shmem) on the
+    /// anonymous lists, page cache on the file lists (folio_is_file_lru); inactive, or active with PG_active.
+    /// </summary>
+    static LruList ListOf(in PageDescriptor page) => page.Use is FrameUse.Anonymous or FrameUse.Shmem
+        ? (page.IsActive ? LruList.ActiveAnon : LruList.InactiveAnon)
+        : (page.IsActive ? LruList.ActiveFile : LruList.InactiveFile);
+
+    /// <summary>Links a page into the list <see cref="ListOf"/> names, at the young (head) or old (tail) end.</summary>
+    void LinkLru(ulong frameNumber, bool youngest)
+    {
+        ref var page = ref pages[frameNumber];
+        var node = nodes[page.Node];
+        var list = ListOf(page);
+        ref var lru = ref node.Lru[(int)list];
+        if (youngest)
+            PushFront(ref lru, frameNumber);
+        else
+            PushBack(ref lru, frameNumber);
+        node.LruPageCounts[(int)list] += 1UL << page.Order;
+        page.OnLru = true;
+    }
+
+    void UnlinkLru(ulong frameNumber)
+    {
+        ref var page = ref pages[frameNumber];
+        var node = nodes[page.Node];
+        var list = ListOf(page);
+        Unlink(ref node.Lru[(int)list], frameNumber);
+        node.LruPageCounts[(int)list] -= 1UL << page.Order;
         page.OnLru = false;
     }
 
@@ -278,7 +347,7 @@ public sealed partial class BuddyAllocator : IFrameAllocator
     ref FrameList LruOf(ulong frameNumber)
     {
         ref var page = ref pages[frameNumber];
-        return ref nodes[page.Node].Lru[NumaNode.LruOf(page.Use)];
+        return ref nodes[page.Node].Lru[(int)ListOf(page)];
     }
 
     /// <summary>A host span over one 4 KiB frame.</summary>
@@ -511,6 +580,20 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         list.Count++;
     }
 
+    void PushBack(ref FrameList list, ulong frameNumber)
+    {
+        int frame = (int)frameNumber;
+        ref var page = ref pages[frame];
+        page.Next = NoFrame;
+        page.Prev = list.Last;
+        if (list.Last != NoFrame)
+            pages[list.Last].Next = frame;
+        else
+            list.First = frame;
+        list.Last = frame;
+        list.Count++;
+    }
+
     void Unlink(ref FrameList list, ulong frameNumber)
     {
         ref var page = ref pages[frameNumber];
@@ -551,12 +634,12 @@ public sealed partial class BuddyAllocator : IFrameAllocator
     /// Charges an allocated block to <paramref name="cgroup"/> (try_charge_memcg). Over the limit, and
     /// if <paramref name="effort"/> allows direct reclaim (the default: user pages' GFP_HIGHUSER_MOVABLE may block), reclaims pages charged to the same group, on
     /// any node, with the cost charged to <paramref name="cost"/>; gives up, counting a failure, at once
-    /// when it may not reclaim (Linux's !gfpflags_allow_blocking), when reclaim makes no progress, or
-    /// after MAX_RECLAIM_RETRIES (16) rounds. A caller such as a collapse turns the failure into EBUSY.
+    /// when it may not reclaim (Linux's !gfpflags_allow_blocking) or after <see cref="MaxReclaimRetries"/>
+    /// rounds (a round without progress is retried too, as try_charge_memcg does: second-chance aging may
+    /// only have cleared accessed bits in it). A caller such as a collapse turns the failure into EBUSY.
     /// </summary>
     public bool TryCharge(MemoryCgroup cgroup, ulong frameNumber, int order, ICostSink? cost, AllocationEffort effort = AllocationEffort.DirectReclaimAndCompaction)
     {
-        const int MaxReclaimRetries = 16;
         ArgumentNullException.ThrowIfNull(cgroup);
         ref var page = ref AllocatedHead(frameNumber);
         if (page.Order != order || page.Memcg != 0)
@@ -565,11 +648,12 @@ public sealed partial class BuddyAllocator : IFrameAllocator
         for (int attempt = 0; cgroup.UsagePages + need > cgroup.LimitPages; attempt++)
         {
             ulong over = cgroup.UsagePages + need - cgroup.LimitPages;
-            if (effort == AllocationEffort.FreeListsOnly || attempt == MaxReclaimRetries || need > cgroup.LimitPages || Reclaim(null, Math.Max(over, SwapClusterMax), cgroup, cost) == 0)
+            if (effort == AllocationEffort.FreeListsOnly || attempt == MaxReclaimRetries || need > cgroup.LimitPages)
             {
                 cgroup.FailedCharges++;
                 return false;
             }
+            Reclaim(null, Math.Max(over, SwapClusterMax), cgroup, cost);
         }
         cgroup.UsagePages += need;
         cgroup.PeakPages = Math.Max(cgroup.PeakPages, cgroup.UsagePages);

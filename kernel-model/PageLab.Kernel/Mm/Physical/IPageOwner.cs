@@ -21,10 +21,28 @@ public interface IPageOwner
     /// Reclaim is taking <paramref name="frame"/> away. For a page-cache page, <paramref name="swapPte"/>
     /// is <see cref="SwapPte.None"/>: clear every PTE that maps it and drop it from the cache. For an
     /// anonymous page the contents are already in swap: replace every mapping PTE by
-    /// <paramref name="swapPte"/>'s raw value. Invalidate the TLB entries in both cases. Return false to
-    /// refuse; on true the allocator frees the frame, which the owner must not free again.
+    /// <paramref name="swapPte"/>'s raw value. For an anonymous THP (an order-9 head mapped by a huge PMD)
+    /// <paramref name="swapPte"/> names the first of 512 consecutive slots holding its pages: split the PMD
+    /// into a PTE table whose entry i holds the entry of slot offset + i (try_to_unmap with
+    /// TTU_SPLIT_HUGE_PMD). Invalidate the TLB entries in every case. Return false to refuse; on true the
+    /// allocator frees the frame (or block), which the owner must not free again.
     /// </summary>
     bool TryEvict(ulong index, ulong frame, SwapPte swapPte);
+
+    /// <summary>
+    /// folio_referenced: visits every PTE (or huge PMD) mapping <paramref name="frame"/>, tests and clears
+    /// its accessed bit, and says how many mappings it visited, how many were young, and whether a young
+    /// one is in an executable VMA. The TLB is treated as x86 Linux 6.18 does: a PTE's A bit is cleared
+    /// without a flush (ptep_clear_flush_young), a huge PMD's is cleared and the 2 MiB range flushed when it
+    /// was young (pmdp_clear_flush_young).
+    /// </summary>
+    PageReferences TestAndClearYoung(ulong index, ulong frame);
+
+    /// <summary>
+    /// Reclaim could not swap the THP headed by <paramref name="headFrame"/> whole (split_folio_to_list):
+    /// map it by 512 PTEs and split the block into order-0 frames that join the LRU. False to refuse.
+    /// </summary>
+    bool TrySplitHuge(ulong index, ulong headFrame);
 }
 
 /// <summary>Owners by index, so that a frame's descriptor holds an int, not a reference; slots are reused.</summary>
@@ -57,4 +75,15 @@ public sealed class PageOwnerTable
 
     /// <summary>The owner at <paramref name="index"/>, or null.</summary>
     public IPageOwner? this[int index] => (uint)index < (uint)owners.Count ? owners[index] : null;
+}
+
+/// <summary>What a reverse-map walk over a page's mappings found (folio_referenced's result and vm_flags).</summary>
+/// <param name="Mappings">PTEs or PMDs that map the page and were visited (each costs a page_vma_mapped_walk).</param>
+/// <param name="Young">Of those, the ones whose accessed bit was set (and is now clear).</param>
+/// <param name="Executable">A young mapping lies in a VM_EXEC VMA.</param>
+public readonly record struct PageReferences(int Mappings, int Young, bool Executable)
+{
+    /// <summary>The findings of two walks together.</summary>
+    public static PageReferences operator +(PageReferences a, PageReferences b) =>
+        new(a.Mappings + b.Mappings, a.Young + b.Young, a.Executable | b.Executable);
 }

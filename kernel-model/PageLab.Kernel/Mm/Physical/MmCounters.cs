@@ -17,6 +17,12 @@ public sealed class MmCounters
     public ulong SwapOut, SwapIn;
     /// <summary>pglazyfree, pglazyfreed: pages given up by MADV_FREE, and those reclaim then discarded.</summary>
     public ulong LazyFree, LazyFreed;
+    /// <summary>pgactivate, pgdeactivate: pages moved to the active list, and back to the inactive list.</summary>
+    public ulong PageActivate, PageDeactivate;
+    /// <summary>pgrefill: pages scanned on the active lists (shrink_active_list).</summary>
+    public ulong PageRefill;
+    /// <summary>thp_swpout, thp_swpout_fallback: THPs swapped out whole, and THPs split first because no cluster was free.</summary>
+    public ulong ThpSwapOut, ThpSwapOutFallback;
     /// <summary>pgfault: page faults the handler serviced, all processes together.</summary>
     public ulong PageFaults;
 
@@ -29,9 +35,12 @@ public sealed class MmCounters
         ("pswpin", SwapIn),
         ("pswpout", SwapOut),
         ("allocstall_normal", AllocStall),
+        ("pgactivate", PageActivate),
+        ("pgdeactivate", PageDeactivate),
         ("pglazyfree", LazyFree),
         ("pgfault", PageFaults),
         ("pglazyfreed", LazyFreed),
+        ("pgrefill", PageRefill),
         ("pgsteal_direct", PageStealDirect),
         ("pgscan_direct", PageScanDirect),
         ("pgmigrate_success", PageMigrateSuccess),

@@ -11,18 +11,34 @@ internal struct FrameList
 }
 
 /// <summary>
+/// The LRU lists of a node, in the order of Linux's enum lru_list (the unevictable list is not
+/// modeled): an inactive and an active list for anonymous memory and for page cache.
+/// </summary>
+public enum LruList : byte
+{
+    InactiveAnon,
+    ActiveAnon,
+    InactiveFile,
+    ActiveFile,
+}
+
+/// <summary>
 /// One NUMA node with its single zone ("Normal"): a contiguous frame range, its buddy free lists per
-/// order and migrate type, and its LRU lists.
+/// order and migrate type, and its four LRU lists (the node's lruvec).
 /// </summary>
 public sealed class NumaNode
 {
     /// <summary>Free lists exist for the two migrate types the allocator hands out: Unmovable and Movable.</summary>
     internal const int FreeListTypes = 2;
-    internal const int AnonLru = 0;
-    internal const int FileLru = 1;
+    internal const int LruLists = 4;
 
     internal readonly FrameList[] FreeLists;
-    internal readonly FrameList[] Lru = [FrameList.Empty, FrameList.Empty];
+
+    /// <summary>The LRU lists by <see cref="LruList"/>; their Count is in folios (a THP is one entry).</summary>
+    internal readonly FrameList[] Lru = [FrameList.Empty, FrameList.Empty, FrameList.Empty, FrameList.Empty];
+
+    /// <summary>Pages (4 KiB) on each LRU list, a THP counting 512, as Linux's lru_zone_size.</summary>
+    internal readonly ulong[] LruPageCounts = new ulong[LruLists];
 
     internal NumaNode(int id, ulong startFrame, ulong endFrame)
     {
@@ -51,9 +67,6 @@ public sealed class NumaNode
     /// <summary>Free blocks of exactly <paramref name="order"/>, all types (buddyinfo's numbers).</summary>
     public ulong FreeBlocks(int order) => FreeBlocks(order, MigrateType.Unmovable) + FreeBlocks(order, MigrateType.Movable);
 
-    /// <summary>Pages on the LRU list that frames of <paramref name="use"/> join (anonymous or file).</summary>
-    public ulong LruPages(FrameUse use) => Lru[LruOf(use)].Count;
-
-    /// <summary>The LRU list of a frame: swap-backed pages (anonymous, shmem) on the anonymous one, as Linux's folio_is_file_lru.</summary>
-    internal static int LruOf(FrameUse use) => use is FrameUse.Anonymous or FrameUse.Shmem ? AnonLru : FileLru;
+    /// <summary>Pages (4 KiB) on one LRU list, a THP counting 512 (the nr_active_anon, ... of /proc/vmstat).</summary>
+    public ulong LruPages(LruList list) => LruPageCounts[(int)list];
 }

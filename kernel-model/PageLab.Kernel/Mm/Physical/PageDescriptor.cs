@@ -93,6 +93,18 @@ public struct PageDescriptor
     /// <summary>On an LRU list, so direct reclaim may find it.</summary>
     public bool OnLru { readonly get; internal set; }
 
+    /// <summary>
+    /// PG_active: on (or, while isolated, belonging to) the active list of its type. Kept when the page
+    /// is taken off the list, so it goes back to the same list; a split THP's pieces inherit it.
+    /// </summary>
+    public bool IsActive { readonly get; internal set; }
+
+    /// <summary>
+    /// PG_referenced: reclaim found a young PTE the last time it looked; a second young look activates
+    /// the page (folio_check_references' "look twice").
+    /// </summary>
+    public bool IsReferenced { readonly get; internal set; }
+
     /// <summary>Memory cgroup charged for the block this frame heads (an index; 0 = none).</summary>
     public ushort Memcg { readonly get; internal set; }
 

@@ -337,10 +337,13 @@ public sealed class CollapseEngine
         return CollapseResult.Succeeded;
     }
 
-    /// <summary>The object already holds a huge folio here (SCAN_PTE_MAPPED_HUGEPAGE): map it by the calling address space's PMD.</summary>
+    /// <summary>
+    /// The object already holds a huge folio here (SCAN_PTE_MAPPED_HUGEPAGE): madvise_collapse maps it by the
+    /// calling address space's PMD; khugepaged leaves that to the next fault (install_pmd false).
+    /// </summary>
     CollapseResult MapExistingFolio(AddressSpace mm, Vma vma)
     {
-        if (AddressSpace.IsHugeLeaf(state.OldPmd))
+        if (AddressSpace.IsHugeLeaf(state.OldPmd) || state.Policy.Initiator != CollapseInitiator.Caller)
             return CollapseResult.PmdMapped;
         long first = FirstIndex(vma, state.Region);
         mm.Memory.PageCache.TryGetHugeFolio(vma.File!, first, out ulong head);
@@ -419,10 +422,15 @@ public sealed class CollapseEngine
         return cost;
     }
 
-    /// <summary>collapse_pte_mapped_thp with install_pmd: the calling address space maps the new folio by its PMD (the emptied table deposited).</summary>
+    /// <summary>
+    /// madvise_collapse's collapse_pte_mapped_thp with install_pmd: the calling address space maps the new
+    /// folio by its PMD (the emptied table deposited). khugepaged installs nothing: every address space maps
+    /// the folio on its next fault (its emptied table counts as none then, as if retracted).
+    /// </summary>
     ulong InstallFilePmd(AddressSpace mm, Vma vma)
     {
-        if (mm.Tables.TryGetPmdAddress(state.Region, allocate: true, out ulong pmdAddress) && mm.MapShmemPmd(vma, state.Region, pmdAddress, state.HugeFrame))
+        if (state.Policy.Initiator == CollapseInitiator.Caller
+            && mm.Tables.TryGetPmdAddress(state.Region, allocate: true, out ulong pmdAddress) && mm.MapShmemPmd(vma, state.Region, pmdAddress, state.HugeFrame))
         {
             state.PmdAddress = pmdAddress;
             state.NewPmd = mm.Tables.Read(pmdAddress);

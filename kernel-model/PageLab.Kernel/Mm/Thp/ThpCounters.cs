@@ -1,3 +1,5 @@
+using PageLab.Kernel.Mm.Physical;
+
 namespace PageLab.Kernel.Mm.Thp;
 
 /// <summary>The thp_* lines of /proc/vmstat that the model maintains, with Linux's names.</summary>
@@ -26,8 +28,11 @@ public sealed class ThpCounters
     /// <summary>Huge PMDs split into PTE tables (the folio itself stays whole).</summary>
     public long SplitPmd;
 
-    /// <summary>(name, value) in /proc/vmstat order.</summary>
-    public IEnumerable<(string Name, long Value)> VmstatLines()
+    /// <summary>
+    /// (name, value) in /proc/vmstat order, with the THP events that reclaim counts in the physical model's
+    /// <paramref name="reclaim"/> counters (thp_swpout, thp_swpout_fallback) in their places.
+    /// </summary>
+    public IEnumerable<(string Name, long Value)> VmstatLines(MmCounters reclaim)
     {
         yield return ("thp_fault_alloc", FaultAlloc);
         yield return ("thp_fault_fallback", FaultFallback);
@@ -40,5 +45,7 @@ public sealed class ThpCounters
         yield return ("thp_split_page_failed", SplitPageFailed);
         yield return ("thp_deferred_split_page", DeferredSplitPage);
         yield return ("thp_split_pmd", SplitPmd);
+        yield return ("thp_swpout", (long)reclaim.ThpSwapOut);
+        yield return ("thp_swpout_fallback", (long)reclaim.ThpSwapOutFallback);
     }
 }

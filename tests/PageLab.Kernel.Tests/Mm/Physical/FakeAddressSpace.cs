@@ -99,4 +99,12 @@ internal sealed class FakeAddressSpace : IPageOwner
         Evictions.Add(index);
         return true;
     }
+
+    /// <summary>Pages the pretend guest keeps touching: every reference check finds their PTE young again.</summary>
+    public HashSet<ulong> Hot { get; } = [];
+
+    public PageReferences TestAndClearYoung(ulong index, ulong frame) =>
+        new(Mappings: 1, Young: Hot.Contains(index) ? 1 : 0, Executable: false);
+
+    public bool TrySplitHuge(ulong index, ulong headFrame) => false;
 }

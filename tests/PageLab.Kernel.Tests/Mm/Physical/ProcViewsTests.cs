@@ -73,7 +73,7 @@ public sealed class ProcViewsTests
         var fields = allocator.Counters.VmstatFields();
         // Linux 6.18 /proc/vmstat lists these in this order (others in between are not modeled here).
         Assert.Equal(
-            ["pswpin", "pswpout", "allocstall_normal", "pglazyfree", "pgfault", "pglazyfreed", "pgsteal_direct", "pgscan_direct", "pgmigrate_success", "pgmigrate_fail",
+            ["pswpin", "pswpout", "allocstall_normal", "pgactivate", "pgdeactivate", "pglazyfree", "pgfault", "pglazyfreed", "pgrefill", "pgsteal_direct", "pgscan_direct", "pgmigrate_success", "pgmigrate_fail",
              "compact_migrate_scanned", "compact_free_scanned", "compact_stall", "compact_fail", "compact_success"],
             fields.Select(f => f.Name));
         Assert.Equal(1UL, fields.Single(f => f.Name == "compact_stall").Value);

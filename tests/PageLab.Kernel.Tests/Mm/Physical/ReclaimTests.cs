@@ -61,6 +61,61 @@ public sealed class ReclaimTests : IDisposable
     }
 
     [Fact]
+    public void Reclaim_GivesAReferencedPageASecondChance_AndActivatesItOnTheSecondYoungLook()
+    {
+        Populate(anonymous: 4, pageCache: 0);
+        process.Hot.Add(0); // the oldest page, so the first one reclaim looks at
+        var cost = new CostLedger();
+
+        Assert.Equal(3UL, allocator.Reclaim(null, 3, null, cost));
+
+        Assert.Equal([0UL], process.FrameOf.Keys);
+        var survivor = allocator[process.FrameOf[0]];
+        Assert.True(survivor.IsReferenced);
+        Assert.False(survivor.IsActive);
+        Assert.Equal(4 * MmCosts.ReferenceCheckPerMappingNs, cost[MmCostKind.ReclaimReferenceCheck]);
+
+        Assert.Equal(0UL, allocator.Reclaim(null, 1, null, cost));
+
+        Assert.True(allocator[process.FrameOf[0]].IsActive);
+        Assert.Equal(1UL, allocator.Counters.PageActivate);
+        Assert.Equal(1UL, allocator.LruPages(LruList.ActiveAnon));
+        Assert.Equal(0UL, allocator.LruPages(LruList.InactiveAnon));
+    }
+
+    [Fact]
+    public void Reclaim_RefillsTheInactiveListFromTheActiveOne_WhenItIsLow_AndTakesDeactivatedPagesOnceCold()
+    {
+        Populate(anonymous: 8, pageCache: 0);
+        foreach (ulong index in process.FrameOf.Keys)
+            process.Hot.Add(index);
+
+        // Passes of rising priority look at the hot pages twice: all but the last one looked at are activated.
+        Assert.Equal(0UL, allocator.Reclaim(null, 8, null, null));
+
+        var counters = allocator.Counters;
+        Assert.Equal(7UL, counters.PageActivate);
+        Assert.Equal(7UL, allocator.LruPages(LruList.ActiveAnon));
+        Assert.Equal(0UL, counters.PageRefill);
+
+        // Cold now. The inactive list is low, so shrink_active_list deactivates the active pages (pgrefill,
+        // pgdeactivate) and the passes after it reclaim them.
+        process.Hot.Clear();
+        // A pass deactivates after it shrank the inactive list, so the pages come in over a few calls (an allocation's retries).
+        ulong reclaimed = allocator.Reclaim(null, 8, null, null);
+        Assert.True(reclaimed is > 0 and < 8, $"the first cold call reclaimed {reclaimed}");
+        for (int call = 0; call < 3 && reclaimed < 8; call++)
+            reclaimed += allocator.Reclaim(null, 8 - reclaimed, null, null);
+        Assert.Equal(8UL, reclaimed);
+
+        Assert.Empty(process.FrameOf);
+        Assert.True(counters.PageRefill >= 7);
+        Assert.Equal(7UL, counters.PageDeactivate);
+        Assert.Equal(8UL, counters.PageStealDirect);
+        Assert.Equal(0UL, allocator.LruPages(LruList.InactiveAnon) + allocator.LruPages(LruList.ActiveAnon));
+    }
+
+    [Fact]
     public void SwappedOutPage_ComesBackWithItsDataThroughItsSwapPte()
     {
         Populate(anonymous: 5, pageCache: 0);

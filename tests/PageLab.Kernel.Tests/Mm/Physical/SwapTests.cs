@@ -86,4 +86,56 @@ public sealed class SwapTests
         Assert.Equal(0UL, device.UsedSlots);
         Assert.Throws<InvalidOperationException>(() => device.Load(offset, back));
     }
+
+    [Fact]
+    public void SwapDevice_StoresAThpInOneAlignedFreeCluster_PageIBeingSlotI()
+    {
+        const int Slots = SwapDevice.ClusterSlots;
+        var device = new SwapDevice(0, 3UL * Slots * 4096);
+        Assert.Equal(2, device.FreeClusters); // cluster 0 holds the header
+        var thp = new byte[Slots * 4096];
+        for (int i = 0; i < Slots; i++)
+            thp[i * 4096] = (byte)(i + 1);
+
+        Assert.True(device.TryStoreCluster(thp, out ulong first));
+
+        Assert.Equal((ulong)Slots, first);
+        Assert.Equal(1, device.FreeClusters);
+        var page = new byte[4096];
+        for (int i = 0; i < Slots; i++)
+        {
+            device.Load(first + (ulong)i, page);
+            Assert.Equal((byte)(i + 1), page[0]);
+        }
+    }
+
+    [Fact]
+    public void SwapDevice_SinglePagesFillPartlyUsedClustersFirst_AndAThpFindsNoClusterOnceEachHasOneSlotTaken()
+    {
+        const int Slots = SwapDevice.ClusterSlots;
+        var device = new SwapDevice(0, 3UL * Slots * 4096);
+        var page = new byte[4096];
+        // Single pages go to cluster 0 (partly used by the header) until it is full, leaving the others whole.
+        for (int i = 1; i < Slots; i++)
+        {
+            Assert.True(device.TryStore(page, out ulong slot));
+            Assert.True(slot < Slots);
+        }
+        Assert.Equal(2, device.FreeClusters);
+        device.Release(5);
+        Assert.True(device.TryStore(page, out ulong refill));
+        Assert.Equal(5UL, refill);
+        // Cluster 0 full: the next page breaks into cluster 1, the one after stays in it.
+        Assert.True(device.TryStore(page, out ulong breaking));
+        Assert.True(device.TryStore(page, out ulong following));
+        Assert.Equal((ulong)Slots, breaking & ~(ulong)(Slots - 1));
+        Assert.Equal((ulong)Slots, following & ~(ulong)(Slots - 1));
+        Assert.Equal(1, device.FreeClusters);
+        Assert.True(device.TryStoreCluster(new byte[Slots * 4096], out ulong thp));
+        Assert.Equal(2UL * Slots, thp);
+
+        Assert.Equal(0, device.FreeClusters);
+        Assert.False(device.TryStoreCluster(new byte[Slots * 4096], out _));
+        Assert.True(device.HasFreeSlot); // room for single pages, no cluster for a THP: reclaim splits it
+    }
 }
