@@ -10,6 +10,7 @@ namespace PageLab.Emulator.Paging;
 /// caches, and keeps stale translations until software invalidates them, as hardware does.
 /// Faults are returned as values.
 /// </summary>
+[SkipLocalsInit] // struct locals (walk records, entries) are assigned before use: zeroing them cost every lookup
 public sealed unsafe class Mmu
 {
     const ulong Cr3NoFlushBit = 1UL << 63;
@@ -26,7 +27,6 @@ public sealed unsafe class Mmu
     // Indexed by PagingLevel of the cached entry: [2] PDE cache ... [5] PML5E cache.
     readonly PagingStructureCache[] structureCaches = new PagingStructureCache[6];
     readonly ulong[] codeFrames;
-    readonly Func<ulong, nint> hostAddressOf;
     // Per level (x2: without / with PS) the entry bits that must be 0: bits 51:MAXPHYADDR, bit 63 without NXE, and
     // the level's own. Recomputed when NXE changes.
     readonly ulong[] reservedBits = new ulong[12];
@@ -53,7 +53,7 @@ public sealed unsafe class Mmu
         public byte* Host;  // host address of that 4 KiB page
         public ulong Frame; // its physical frame number, for code-frame write notification
         public bool FirstLevel; // the lookup that filled this hit found the entry in the first level
-        public TlbArray? Array;
+        public TlbArrayState* Array;
         public int Index;
         public TlbLevelCounters? Counters;
         public int Size;
@@ -65,13 +65,6 @@ public sealed unsafe class Mmu
         public int Level;
         public TlbProbe* Probes;
         public int ProbeCount;
-    }
-
-    /// <summary>The rights accumulated down to each level of a walk, indexed by <see cref="PagingLevel"/>.</summary>
-    [InlineArray(6)]
-    struct RightsByLevel
-    {
-        TranslationAttributes first;
     }
 
     [InlineArray(3)]
@@ -118,7 +111,6 @@ public sealed unsafe class Mmu
         Counters = new MmuCounters(tlb.Levels.Select(l => l.Name));
         levelCounters = Counters.Levels;
         codeFrames = new ulong[((memory.Size >> PagingConstants.PageBits) + 63) / 64];
-        hostAddressOf = HostAddressOf;
         ApplyFlags(flags);
     }
 
@@ -281,7 +273,7 @@ public sealed unsafe class Mmu
     {
         last.Counters!.Lookups++;
         last.Counters.HitsBySize[last.Size]++;
-        last.Array!.Touch(last.Index);
+        last.Array->Touch(last.Index);
     }
 
     /// <summary>Remembers the first-level hit <see cref="Lookup"/> described, for pages inside one host chunk.</summary>
@@ -460,7 +452,8 @@ public sealed unsafe class Mmu
             if (probe >= 0)
             {
                 var size = probes[probe].Size;
-                ref readonly var entry = ref probes[probe].Data[index];
+                TlbArrayState* array = probes[probe].Array;
+                ref readonly var entry = ref array->Data[index];
                 observer?.OnTlbLookup(li, linear, kind, true, size);
                 var error = CheckAccess(entry.Attributes, entry.ProtectionKey, kind);
                 if (error != PageFaultErrorCode.None)
@@ -478,15 +471,14 @@ public sealed unsafe class Mmu
                     break;
                 }
                 counters.HitsBySize[(int)size]++;
-                var tlbArray = levels[li].Arrays[probes[probe].Array];
-                tlbArray.Touch(index);
+                array->Touch(index);
                 if (i == 0)
                 {
                     hit.FirstLevel = true;
+                    hit.Array = array;
                     hit.Index = index;
                     hit.Size = (int)size;
-                    // Stores of references pay a GC write barrier: skip them when the same array and level hit again.
-                    if (hit.Array != tlbArray) hit.Array = tlbArray;
+                    // A reference store pays a GC write barrier: skip it when the same level hits again.
                     if (hit.Counters != counters) hit.Counters = counters;
                 }
                 for (int j = 0; j < i; j++) FillLevel(chain[j].Level, linear, size, entry, knownAbsent: true);
@@ -510,8 +502,22 @@ public sealed unsafe class Mmu
     void FillLevel(int level, ulong linear, PageSize size, in TlbEntryData entry, bool knownAbsent)
     {
         ForgetLastHits(); // the fill may evict a remembered entry
-        if (levels[level].Fill(linear, size, pcid, entry, hostAddressOf, knownAbsent) is { } stored)
-            Counters.Levels[level].FillsBySize[(int)stored]++;
+        TlbArrayState* array = levels[level].FillTarget(size, out var stored);
+        if (array == null) return;
+        int index = knownAbsent ? -1 : array->Find(linear, stored, pcid);
+        if (stored == size)
+        {
+            array->Insert(index, linear, stored, pcid, entry);
+        }
+        else
+        {
+            // Fractured: the entry holds the piece of the page that contains the address.
+            var piece = entry;
+            piece.PhysicalBase += linear & (size.Bytes() - 1) & ~(stored.Bytes() - 1);
+            piece.HostBase = HostAddressOf(piece.PhysicalBase);
+            array->Insert(index, linear, stored, pcid, piece);
+        }
+        levelCounters[level].FillsBySize[(int)stored]++;
     }
 
     /// <summary>Host address of a page base for a TLB entry; 0 when beyond memory (the access then reports a machine check).
@@ -519,142 +525,180 @@ public sealed unsafe class Mmu
     nint HostAddressOf(ulong physical) => Memory.Contains(physical, 1) ? (nint)Memory.PointerTo(physical) : 0;
 
     /// <summary>
+    /// The entries a walk read, kept on the stack while it runs: the A/D pass, the paging-structure-cache fills and, when
+    /// someone looks, the <see cref="WalkRecord"/> are made from it.
+    /// </summary>
+    struct WalkTrail
+    {
+        public EntryWords Addresses;
+        public EntryWords Entries;
+        public RightsByStep Rights;     // the rights accumulated down to each step
+        public PagingLevel StartLevel;
+        public int Steps;
+
+        [InlineArray(5)]
+        public struct EntryWords
+        {
+            ulong first;
+        }
+
+        [InlineArray(5)]
+        public struct RightsByStep
+        {
+            TranslationAttributes first;
+        }
+
+        public readonly PagingLevel LevelOf(int step) => (PagingLevel)((int)StartLevel - step);
+    }
+
+    /// <summary>
     /// Walks the page tables (IA-32e, SDM 4.5), starting below the root when a paging-structure cache
     /// holds an upper entry. With <paramref name="commit"/>, A/D bits are set and the paging-structure
-    /// caches filled on success; without it the walk only reads (inspection).
+    /// caches filled on success, the counters and the observer told; without it the walk only reads (inspection).
     /// A/D bits are set only when the translation succeeds: the SDM allows either, and kvm-unit-tests'
     /// access.c expects untouched entries after a faulting access.
     /// </summary>
-    TranslationFault Walk(ulong linear, AccessKind kind, out TlbEntryData entry, out PageSize size, bool commit, out WalkRecord record)
+    TranslationFault Walk(ulong linear, AccessKind kind, out TlbEntryData entry, out PageSize size, bool commit, out WalkTrail trail)
     {
-        record = default;
-        record.Linear = linear;
-        record.Kind = kind;
-        record.Pcid = pcid;
         entry = default;
         size = PageSize.Size4K;
-        bool la57 = (context.Flags & ControlFlags.La57) != 0;
-        var level = la57 ? PagingLevel.Pml5 : PagingLevel.Pml4;
+        Unsafe.SkipInit(out trail); // only the steps counted below are ever read
+        trail.Steps = 0;
+        int level = (context.Flags & ControlFlags.La57) != 0 ? 5 : 4;
         ulong table = RootTable;
-        var rights = TranslationAttributes.Writable | TranslationAttributes.User;
+        // R/W and U/S are ANDed down the levels, XD ORed; kept as the entries' own bits (1, 2 and 63).
+        ulong allowed = PageTableEntry.WritableBit | PageTableEntry.UserBit, executeDisable = 0;
         if (commit)
         {
             Counters.Walks++;
-            for (int cached = 2; cached <= (int)level; cached++)
+            for (int cached = 2; cached <= level; cached++)
             {
                 if (structureCaches[cached].TryGet(linear, pcid, out ulong next, out var cachedRights))
                 {
                     Counters.PagingStructureCacheHits[cached]++;
                     table = next;
-                    rights = cachedRights;
-                    level = (PagingLevel)(cached - 1);
+                    allowed = (ulong)(cachedRights & (TranslationAttributes.Writable | TranslationAttributes.User)) << 1;
+                    executeDisable = (cachedRights & TranslationAttributes.ExecuteDisable) != 0 ? PageTableEntry.ExecuteDisableBit : 0;
+                    level = cached - 1;
                     break;
                 }
             }
         }
-        record.StartLevel = level;
-        var rightsAfter = new RightsByLevel(); // a fixed buffer, not stackalloc: a method with stackalloc is never re-jitted with profile data
-        var baseError = AccessRights.BaseErrorCode(kind, context);
+        trail.StartLevel = (PagingLevel)level;
+        var fault = TranslationFault.None;
+        ulong raw;
         while (true)
         {
-            int shift = PagingConstants.PageBits + ((int)level - 1) * PagingConstants.LevelBits;
-            ulong entryAddress = table + ((linear >> shift) & (PagingConstants.EntriesPerTable - 1)) * PagingConstants.EntrySize;
-            if (Memory.TryRead64(entryAddress, out ulong raw) != PhysicalAccessStatus.Ok)
+            ulong address = table + ((linear >> (3 + 9 * level)) & (PagingConstants.EntriesPerTable - 1)) * PagingConstants.EntrySize;
+            if (Memory.TryRead64(address, out raw) != PhysicalAccessStatus.Ok)
             {
-                if (commit) Counters.MachineChecks++;
-                record.Fault = new TranslationFault(TranslationFaultKind.MachineCheck, linear, PageFaultErrorCode.None);
-                return Finish(ref record, commit);
-            }
-            var pte = new PageTableEntry(raw);
-            record.Steps[record.StepCount++] = new WalkStep(level, entryAddress, pte);
-            if (commit) Counters.WalkMemoryReferences++;
-            if (!pte.IsPresent)
-                return FaultWalk(ref record, baseError, commit);
-            bool leaf = level == PagingLevel.PageTable || (pte.IsLargePage && level <= PagingLevel.Pdpt);
-            if ((raw & ReservedBits(level, pte.IsLargePage)) != 0)
-                return FaultWalk(ref record, baseError | PageFaultErrorCode.Present | PageFaultErrorCode.ReservedBit, commit);
-            if (!pte.IsWritable) rights &= ~TranslationAttributes.Writable;
-            if (!pte.IsUser) rights &= ~TranslationAttributes.User;
-            if (pte.IsExecuteDisable && (context.Flags & ControlFlags.NoExecuteEnable) != 0) rights |= TranslationAttributes.ExecuteDisable;
-            rightsAfter[(int)level] = rights;
-            if (leaf)
-            {
-                size = level switch
-                {
-                    PagingLevel.PageTable => PageSize.Size4K,
-                    PagingLevel.PageDirectory => PageSize.Size2M,
-                    _ => PageSize.Size1G,
-                };
+                fault = new TranslationFault(TranslationFaultKind.MachineCheck, linear, PageFaultErrorCode.None);
                 break;
             }
-            table = pte.Address & addressMask;
+            int step = trail.Steps++;
+            trail.Addresses[step] = address;
+            trail.Entries[step] = raw;
+            if ((raw & PageTableEntry.PresentBit) == 0)
+            {
+                fault = new TranslationFault(TranslationFaultKind.PageFault, linear, AccessRights.BaseErrorCode(kind, context));
+                break;
+            }
+            bool pageSize = (raw & PageTableEntry.PageSizeBit) != 0;
+            if ((raw & reservedBits[level * 2 + (pageSize ? 1 : 0)]) != 0)
+            {
+                fault = new TranslationFault(TranslationFaultKind.PageFault, linear,
+                    AccessRights.BaseErrorCode(kind, context) | PageFaultErrorCode.Present | PageFaultErrorCode.ReservedBit);
+                break;
+            }
+            allowed &= raw;
+            executeDisable |= raw & PageTableEntry.ExecuteDisableBit;
+            trail.Rights[step] = RightsOf(allowed, executeDisable);
+            if (level == 1 || (pageSize && level <= 3))
+                break;
+            table = raw & addressMask;
             level--;
         }
-
-        var leafStep = record.Steps[record.StepCount - 1];
-        int key = protectionKeysOn ? leafStep.Entry.ProtectionKey : 0;
-        var error = CheckAccess(rights, (byte)key, kind);
-        if (error != PageFaultErrorCode.None)
-            return FaultWalk(ref record, error, commit);
-
-        ulong pageBase = leafStep.Entry.Raw & addressMask & ~(size.Bytes() - 1);
-        bool dirty = leafStep.Entry.IsDirty || kind == AccessKind.Write;
+        if (!fault.IsFault)
+        {
+            size = (PageSize)(level - 1);
+            var rights = trail.Rights[trail.Steps - 1];
+            byte key = protectionKeysOn ? (byte)((raw & PageTableEntry.ProtectionKeyMask) >> PageTableEntry.ProtectionKeyShift) : (byte)0;
+            var error = CheckAccess(rights, key, kind);
+            if (error != PageFaultErrorCode.None)
+            {
+                fault = new TranslationFault(TranslationFaultKind.PageFault, linear, error);
+            }
+            else
+            {
+                ulong pageBase = raw & addressMask & ~(size.Bytes() - 1);
+                if (commit) CommitWalk(linear, kind, size, ref trail);
+                if ((raw & PageTableEntry.DirtyBit) != 0 || kind == AccessKind.Write) rights |= TranslationAttributes.Dirty;
+                if ((raw & PageTableEntry.GlobalBit) != 0 && (context.Flags & ControlFlags.PageGlobalEnable) != 0) rights |= TranslationAttributes.Global;
+                entry = new TlbEntryData
+                {
+                    PhysicalBase = pageBase,
+                    HostBase = size == PageSize.Size1G ? 0 : HostAddressOf(pageBase),
+                    Attributes = rights,
+                    ProtectionKey = key,
+                    MappedSize = size,
+                };
+            }
+        }
         if (commit)
         {
-            for (int i = 0; i < record.StepCount; i++)
-            {
-                var step = record.Steps[i];
-                ulong wanted = step.Entry.Raw | PageTableEntry.AccessedBit;
-                if (i == record.StepCount - 1 && kind == AccessKind.Write) wanted |= PageTableEntry.DirtyBit;
-                if (wanted == step.Entry.Raw) continue;
-                if (!step.Entry.IsAccessed) Counters.AccessedBitsSet++;
-                if (wanted != (step.Entry.Raw | PageTableEntry.AccessedBit)) Counters.DirtyBitsSet++;
-                Memory.TryWrite64(step.EntryAddress, wanted);
-            }
-            // Cache the non-leaf entries just used (all now have A = 1, as the SDM requires of cached entries). The walk
-            // started below the first cache that hit, and every cache below that one was searched and missed.
-            for (int i = 0; i < record.StepCount - 1; i++)
-            {
-                var step = record.Steps[i];
-                if ((int)step.Level >= 2)
-                    structureCaches[(int)step.Level].InsertAbsent(linear, pcid, step.Entry.Address & addressMask, rightsAfter[(int)step.Level]);
-            }
-            Counters.WalksBySize[(int)size]++;
+            Counters.WalkMemoryReferences += trail.Steps;
+            if (fault.Kind == TranslationFaultKind.MachineCheck) Counters.MachineChecks++;
+            else if (fault.IsFault) PageFault(linear, fault.ErrorCode);
+            if (observer is not null) observer.OnWalk(RecordOf(linear, kind, fault, size, entry.PhysicalBase, trail));
         }
-        var attributes = rights;
-        if (dirty) attributes |= TranslationAttributes.Dirty;
-        if (leafStep.Entry.IsGlobal && (context.Flags & ControlFlags.PageGlobalEnable) != 0) attributes |= TranslationAttributes.Global;
-        entry = new TlbEntryData
-        {
-            PhysicalBase = pageBase,
-            HostBase = size == PageSize.Size1G ? 0 : HostAddressOf(pageBase),
-            Attributes = attributes,
-            ProtectionKey = (byte)key,
-            MappedSize = size,
-        };
-        record.Size = size;
-        record.Physical = pageBase + (linear & (size.Bytes() - 1));
-        return Finish(ref record, commit);
+        return fault;
     }
 
-    TranslationFault FaultWalk(ref WalkRecord record, PageFaultErrorCode error, bool commit)
-    {
-        record.Fault = new TranslationFault(TranslationFaultKind.PageFault, record.Linear, error);
-        if (commit) PageFault(record.Linear, error);
-        return Finish(ref record, commit);
-    }
-
-    TranslationFault Finish(ref WalkRecord record, bool commit)
-    {
-        if (commit) observer?.OnWalk(record);
-        return record.Fault;
-    }
-
-    /// <summary>Bits that must be 0 in an entry at <paramref name="level"/> (SDM 4.5, tables 4-15..4-20).</summary>
+    /// <summary>The rights a TLB entry carries, from the entries' ANDed R/W and U/S bits and ORed XD bit.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    ulong ReservedBits(PagingLevel level, bool pageSize) => reservedBits[(int)level * 2 + (pageSize ? 1 : 0)];
+    static TranslationAttributes RightsOf(ulong allowed, ulong executeDisable) =>
+        (TranslationAttributes)(((allowed >> 1) & 3) | ((executeDisable >> 61) & 4));
 
-    /// <summary>Fills <see cref="reservedBits"/> for the current MAXPHYADDR and NXE.</summary>
+    /// <summary>A successful walk's side effects: A on every entry used and D on the leaf of a write, paging-structure-cache fills.</summary>
+    void CommitWalk(ulong linear, AccessKind kind, PageSize size, ref WalkTrail trail)
+    {
+        int leaf = trail.Steps - 1;
+        for (int i = 0; i <= leaf; i++)
+        {
+            ulong raw = trail.Entries[i];
+            ulong wanted = raw | PageTableEntry.AccessedBit;
+            if (i == leaf && kind == AccessKind.Write) wanted |= PageTableEntry.DirtyBit;
+            if (wanted == raw) continue;
+            if ((raw & PageTableEntry.AccessedBit) == 0) Counters.AccessedBitsSet++;
+            if (wanted != (raw | PageTableEntry.AccessedBit)) Counters.DirtyBitsSet++;
+            Memory.TryWrite64(trail.Addresses[i], wanted);
+        }
+        // Cache the non-leaf entries just used (all now have A = 1, as the SDM requires of cached entries). The walk
+        // started below the first cache that hit, and every cache below that one was searched and missed.
+        for (int i = 0; i < leaf; i++)
+        {
+            int level = (int)trail.LevelOf(i);
+            if (level >= 2)
+                structureCaches[level].InsertAbsent(linear, pcid, trail.Entries[i] & addressMask, trail.Rights[i]);
+        }
+        Counters.WalksBySize[(int)size]++;
+    }
+
+    /// <summary>What an observer or an inspection sees of a walk.</summary>
+    static WalkRecord RecordOf(ulong linear, AccessKind kind, TranslationFault fault, PageSize size, ulong pageBase, in WalkTrail trail)
+    {
+        var record = new WalkRecord { Linear = linear, Kind = kind, Fault = fault, StartLevel = trail.StartLevel, StepCount = trail.Steps };
+        for (int i = 0; i < trail.Steps; i++)
+            record.Steps[i] = new WalkStep(trail.LevelOf(i), trail.Addresses[i], new PageTableEntry(trail.Entries[i]));
+        if (!fault.IsFault)
+        {
+            record.Size = size;
+            record.Physical = pageBase + (linear & (size.Bytes() - 1));
+        }
+        return record;
+    }
+
+    /// <summary>Fills <see cref="reservedBits"/>: per level the bits that must be 0 (SDM 4.5, tables 4-15..4-20).</summary>
     void ComputeReservedBits(ulong reservedAlways)
     {
         for (var level = PagingLevel.PageTable; level <= PagingLevel.Pml5; level++)
@@ -692,8 +736,8 @@ public sealed unsafe class Mmu
     {
         if (!IsCanonical(linear))
             return new WalkRecord { Linear = linear, Kind = kind, Fault = new TranslationFault(TranslationFaultKind.GeneralProtection, linear, PageFaultErrorCode.None) };
-        Walk(linear, kind, out _, out _, commit: false, out var record);
-        return record;
+        var fault = Walk(linear, kind, out var entry, out var size, commit: false, out var trail);
+        return RecordOf(linear, kind, fault, size, entry.PhysicalBase, trail);
     }
 
     /// <summary>INVLPG: drops the address's translations of the current PCID and global ones, and every

@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace PageLab.Emulator.Paging;
@@ -13,18 +12,24 @@ namespace PageLab.Emulator.Paging;
 /// ulong) are searched with vector compares, as every walk probes every cache; recency is a doubly linked list over
 /// the entries, so a hit and a replacement cost a few stores whatever the capacity.
 /// </summary>
-internal sealed class PagingStructureCache
+internal sealed unsafe class PagingStructureCache
 {
     const ulong ValidBit = 1UL << 63;
     const int PcidBits = 12;
     const int None = -1;
 
-    readonly ulong[] keys;       // capacity rounded up to 8; 0 = empty (padding stays empty)
-    readonly ulong[] nextTables;
-    readonly TranslationAttributes[] attributes;
-    readonly int[] newer;        // the recency list: for each entry in use, the next more and less recently used one
-    readonly int[] older;
-    readonly int[] free;         // a stack of empty entries
+    // Pinned storage, used through the pointers below: every walk probes every cache, and a walk that misses inserts
+    // into each, so these paths run without bounds checks.
+    readonly ulong[] keyStorage;
+    readonly ulong[] valueStorage;
+    readonly int[] listStorage;
+    readonly ulong* keys;            // capacity rounded up to 8; 0 = empty (padding stays empty)
+    readonly ulong* nextTables;
+    readonly ulong* rightsOf;        // the TranslationAttributes accumulated above each entry
+    readonly int* newer;             // the recency list: for each entry in use, the next more and less recently used one
+    readonly int* older;
+    readonly int* free;              // a stack of empty entries
+    readonly int paddedCapacity;
     int freeCount;
     int newest = None, oldest = None;
 
@@ -34,14 +39,19 @@ internal sealed class PagingStructureCache
     {
         Level = level;
         Capacity = capacity;
-        keys = new ulong[(capacity + 7) & ~7];
-        nextTables = new ulong[capacity];
-        attributes = new TranslationAttributes[capacity];
-        newer = new int[capacity];
-        older = new int[capacity];
-        free = new int[capacity];
-        newer.AsSpan().Fill(None);
-        older.AsSpan().Fill(None);
+        paddedCapacity = (capacity + 7) & ~7;
+        keyStorage = GC.AllocateArray<ulong>(paddedCapacity + 8, pinned: true);
+        valueStorage = GC.AllocateArray<ulong>(capacity * 2 + 1, pinned: true);
+        listStorage = GC.AllocateArray<int>(capacity * 3 + 1, pinned: true);
+        // Keys start on a 64-byte boundary, so a vector of eight is one cache line.
+        ulong* keyBase = (ulong*)Unsafe.AsPointer(ref keyStorage[0]);
+        keys = (ulong*)(((nuint)keyBase + 63) & ~(nuint)63);
+        nextTables = (ulong*)Unsafe.AsPointer(ref valueStorage[0]);
+        rightsOf = nextTables + capacity;
+        newer = (int*)Unsafe.AsPointer(ref listStorage[0]);
+        older = newer + capacity;
+        free = older + capacity;
+        new Span<int>(newer, capacity * 2).Fill(None);
         for (int i = capacity - 1; i >= 0; i--) free[freeCount++] = i;
         CoveredBits = PagingConstants.PageBits + ((int)level - 1) * PagingConstants.LevelBits;
     }
@@ -61,19 +71,18 @@ internal sealed class PagingStructureCache
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     int Find(ulong key)
     {
-        ref ulong first = ref MemoryMarshal.GetArrayDataReference(keys);
-        for (int i = 0; i < keys.Length; i += 8)
+        for (int i = 0; i < paddedCapacity; i += 8)
         {
             ulong hits;
             if (Vector512.IsHardwareAccelerated)
             {
-                hits = Vector512.Equals(Vector512.LoadUnsafe(ref first, (nuint)i), Vector512.Create(key)).ExtractMostSignificantBits();
+                hits = Vector512.Equals(Vector512.LoadAligned(keys + i), Vector512.Create(key)).ExtractMostSignificantBits();
             }
             else
             {
                 var target = Vector256.Create(key);
-                hits = Vector256.Equals(Vector256.LoadUnsafe(ref first, (nuint)i), target).ExtractMostSignificantBits()
-                    | (Vector256.Equals(Vector256.LoadUnsafe(ref first, (nuint)(i + 4)), target).ExtractMostSignificantBits() << 4);
+                hits = Vector256.Equals(Vector256.LoadAligned(keys + i), target).ExtractMostSignificantBits()
+                    | (Vector256.Equals(Vector256.LoadAligned(keys + i + 4), target).ExtractMostSignificantBits() << 4);
             }
             if (hits != 0) return i + BitOperations.TrailingZeroCount(hits);
         }
@@ -91,7 +100,7 @@ internal sealed class PagingStructureCache
         }
         MakeNewest(i);
         nextTable = nextTables[i];
-        rights = attributes[i];
+        rights = (TranslationAttributes)rightsOf[i];
         return true;
     }
 
@@ -103,7 +112,7 @@ internal sealed class PagingStructureCache
         int entry = freeCount > 0 ? free[--freeCount] : oldest;
         keys[entry] = KeyFor(linear, pcid);
         nextTables[entry] = nextTable;
-        attributes[entry] = rights;
+        rightsOf[entry] = (ulong)rights;
         MakeNewest(entry);
     }
 
@@ -148,5 +157,13 @@ internal sealed class PagingStructureCache
         free[freeCount++] = i;
     }
 
-    public int Count => keys.Count(k => k != 0);
+    public int Count
+    {
+        get
+        {
+            int count = 0;
+            for (int i = 0; i < Capacity; i++) if (keys[i] != 0) count++;
+            return count;
+        }
+    }
 }

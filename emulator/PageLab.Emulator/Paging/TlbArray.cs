@@ -23,28 +23,19 @@ public struct TlbEntryData
 /// set is searched with vector compares (no data-dependent branch per way). Sets are laid out a power of two of ways
 /// apart (padding tags stay 0, invalid), so an index splits into set and way with a shift and a mask. The array counts
 /// its valid entries of each page size, so that a level skips probing for a size the array holds none of (a guest
-/// without huge pages probes only the 4 KiB entries). Tags, entries and counts live in pinned arrays, searched
-/// through <see cref="TlbProbe"/>s.
+/// without huge pages probes only the 4 KiB entries). Everything a lookup or a fill touches lives in pinned memory and
+/// is reached through a <see cref="TlbArrayState"/>, so the MMU's miss path follows raw pointers, not object references
+/// with their null and bounds checks.
 /// </summary>
 internal sealed unsafe class TlbArray
 {
+    // The pinned storage behind the state's pointers; kept here so that it lives as long as the array.
     readonly ulong[] tags;
     readonly TlbEntryData[] data;
-    readonly int[] validBySize;
-    readonly ulong[] validWays;     // per set, two words: bit per way holding a valid entry
-    readonly ulong waysMaskLow, waysMaskHigh; // the bits of the real ways in those two words
-    readonly ulong[] lastUse;       // LRU: the array's use counter when each way was last touched; padding ways ulong.MaxValue
-    readonly ulong[] plruBits;      // tree-PLRU: two words of node bits per set
-    readonly ulong[] plruTouchSet;  // tree-PLRU: per way, two words each: the node bits a touch of that way sets...
-    readonly ulong[] plruTouchClear; // ...and the ones it clears
-    readonly int strideBits;        // log2 of the ways per set including padding: at least 4 ways (one 256-bit vector)
-    readonly int stride;
-    readonly int setMask;
-    readonly int plruLeaves;        // the ways rounded up to a power of two
-    readonly TlbReplacement replacement;
-    ulong useCounter;
-    ulong randomState;
-    int lastTouched = -1;       // touching the most recently used entry again changes no policy state: skip it
+    readonly ulong[] perSet;        // validWays and plruBits
+    readonly ulong[] perWay;        // lastUse
+    readonly ulong[] plruMasks;
+    readonly TlbArrayState[] stateStorage;
 
     public TlbArray(TlbArrayConfig config, TlbReplacement replacement, ulong seed)
     {
@@ -52,28 +43,47 @@ internal sealed unsafe class TlbArray
             throw new ArgumentException($"TLB array needs a power-of-two set count, 1..128 ways and at least one page size: {config}");
         Config = config;
         Ways = config.Ways;
-        plruLeaves = (int)BitOperations.RoundUpToPowerOf2((uint)Ways);
-        stride = Math.Max(4, plruLeaves);
-        strideBits = BitOperations.Log2((uint)stride);
-        setMask = config.Sets - 1;
-        this.replacement = replacement;
-        tags = GC.AllocateArray<ulong>(config.Sets * stride, pinned: true);
-        data = GC.AllocateArray<TlbEntryData>(config.Sets * stride, pinned: true);
-        validBySize = GC.AllocateArray<int>(3, pinned: true);
-        validWays = new ulong[config.Sets * 2];
-        waysMaskLow = Ways >= 64 ? ulong.MaxValue : (1UL << Ways) - 1;
-        waysMaskHigh = Ways <= 64 ? 0 : Ways == 128 ? ulong.MaxValue : (1UL << (Ways - 64)) - 1;
-        lastUse = new ulong[config.Sets * stride];
-        for (int i = 0; i < lastUse.Length; i++)
-            if ((i & (stride - 1)) >= Ways) lastUse[i] = ulong.MaxValue; // never the least recently used
-        plruBits = new ulong[config.Sets * 2];
-        (plruTouchSet, plruTouchClear) = PlruTouchMasks(plruLeaves);
-        randomState = seed | 1;
+        int leaves = (int)BitOperations.RoundUpToPowerOf2((uint)Ways);
+        int stride = Math.Max(4, leaves);
+        int entries = config.Sets * stride;
+        tags = GC.AllocateArray<ulong>(entries, pinned: true);
+        data = GC.AllocateArray<TlbEntryData>(entries, pinned: true);
+        perSet = GC.AllocateArray<ulong>(config.Sets * 4, pinned: true);
+        perWay = GC.AllocateArray<ulong>(entries, pinned: true);
+        for (int i = 0; i < entries; i++)
+            if ((i & (stride - 1)) >= Ways) perWay[i] = ulong.MaxValue; // padding ways are never the least recently used
+        plruMasks = TlbArrayState.PlruTouchMasks(leaves);
+        stateStorage = GC.AllocateArray<TlbArrayState>(1, pinned: true);
+        State = (TlbArrayState*)Unsafe.AsPointer(ref stateStorage[0]);
+        *State = new TlbArrayState
+        {
+            Tags = Pin(tags),
+            Data = (TlbEntryData*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data)),
+            ValidWays = Pin(perSet),
+            PlruBits = Pin(perSet) + config.Sets * 2,
+            PlruTouchSet = Pin(plruMasks),
+            PlruTouchClear = Pin(plruMasks) + leaves * 2,
+            LastUse = Pin(perWay),
+            SetMask = config.Sets - 1,
+            StrideBits = BitOperations.Log2((uint)stride),
+            Ways = Ways,
+            PlruLeaves = leaves,
+            WaysMaskLow = Ways >= 64 ? ulong.MaxValue : (1UL << Ways) - 1,
+            WaysMaskHigh = Ways <= 64 ? 0 : Ways == 128 ? ulong.MaxValue : (1UL << (Ways - 64)) - 1,
+            Replacement = replacement,
+            RandomState = seed | 1,
+            LastTouched = -1,
+        };
         foreach (var size in config.Sizes) HeldSizes |= 1 << (int)size;
     }
 
+    static ulong* Pin(ulong[] pinned) => (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
+
     public TlbArrayConfig Config { get; }
     public int Ways { get; }
+
+    /// <summary>The array's lookup and replacement state, in pinned memory.</summary>
+    public TlbArrayState* State { get; }
 
     /// <summary>Bit per <see cref="PageSize"/> this array holds.</summary>
     public int HeldSizes { get; }
@@ -83,141 +93,28 @@ internal sealed unsafe class TlbArray
     /// <summary>The search of this array at <paramref name="size"/>; <paramref name="arrayIndex"/> is the array's index in its level.</summary>
     public TlbProbe ProbeFor(PageSize size, int arrayIndex) => new()
     {
-        Tags = (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(tags)),
-        Data = (TlbEntryData*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(data)),
-        ValidCount = (int*)Unsafe.AsPointer(ref validBySize[(int)size]),
-        SetMask = setMask,
-        StrideBits = strideBits,
+        Array = State,
+        Tags = State->Tags,
+        ValidCount = &State->ValidBySize[(int)size],
+        SetMask = State->SetMask,
+        StrideBits = State->StrideBits,
         Size = size,
-        Array = arrayIndex,
+        ArrayIndex = arrayIndex,
     };
 
-    int SetStart(ulong linear, PageSize size) => ((int)TlbTag.PageNumber(linear, size) & setMask) << strideBits;
+    /// <inheritdoc cref="TlbArrayState.Find"/>
+    public int Find(ulong linear, PageSize size, ushort pcid) => State->Find(linear, size, pcid);
 
-    /// <summary>The entry translating <paramref name="linear"/> at <paramref name="size"/> for <paramref name="pcid"/> (or global); -1 when absent.</summary>
-    public int Find(ulong linear, PageSize size, ushort pcid) => ProbeFor(size, 0).Find(linear, pcid);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref TlbEntryData Data(int index) => ref data[index];
 
     /// <summary>Records a use of the entry for the replacement policy.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Touch(int index)
-    {
-        if (index == lastTouched) return;
-        lastTouched = index;
-        if (replacement == TlbReplacement.Lru) lastUse[index] = ++useCounter;
-        else if (replacement == TlbReplacement.TreePlru) TouchPlru(index);
-    }
+    public void Touch(int index) => State->Touch(index);
 
-    /// <summary>
-    /// Inserts a translation, replacing an existing entry for the same page or the policy's victim.
-    /// <paramref name="knownAbsent"/> says the caller's search of this array just missed, so the search is not repeated.
-    /// </summary>
+    /// <inheritdoc cref="TlbArrayState.Insert"/>
     public void Insert(ulong linear, PageSize size, ushort pcid, in TlbEntryData entry, bool knownAbsent)
     {
-        bool isGlobal = (entry.Attributes & TranslationAttributes.Global) != 0;
         int index = knownAbsent ? -1 : Find(linear, size, pcid);
-        if (index < 0)
-        {
-            int start = SetStart(linear, size);
-            index = start + Victim(start);
-        }
-        ulong old = tags[index];
-        if (old != 0) validBySize[(int)TlbTag.SizeOf(old)]--;
-        validBySize[(int)size]++;
-        ValidWayWord(index) |= ValidWayBit(index);
-        tags[index] = TlbTag.For(linear, size) | (isGlobal ? TlbTag.GlobalBit : TlbTag.Pcid(pcid));
-        data[index] = entry;
-        Touch(index);
-    }
-
-    /// <summary>The word of <see cref="validWays"/> holding the entry's bit, and the bit: way w of a set is bit w % 64 of word w / 64.</summary>
-    ref ulong ValidWayWord(int index) => ref validWays[(index >> strideBits) * 2 + ((index & (stride - 1)) >> 6)];
-
-    ulong ValidWayBit(int index) => 1UL << (index & (stride - 1) & 63);
-
-    /// <summary>The way to replace in the set at <paramref name="start"/>: the first empty way, else the policy's choice.</summary>
-    int Victim(int start)
-    {
-        int set = start >> strideBits;
-        ulong empty = ~validWays[set * 2] & waysMaskLow;
-        if (empty != 0) return BitOperations.TrailingZeroCount(empty);
-        empty = ~validWays[set * 2 + 1] & waysMaskHigh;
-        if (empty != 0) return 64 + BitOperations.TrailingZeroCount(empty);
-        switch (replacement)
-        {
-            case TlbReplacement.Lru:
-                return LeastRecentlyUsed(start);
-            case TlbReplacement.TreePlru:
-                return PlruVictim(start >> strideBits);
-            default:
-                randomState ^= randomState << 13;
-                randomState ^= randomState >> 7;
-                randomState ^= randomState << 17;
-                return (int)(randomState % (ulong)Ways);
-        }
-    }
-
-    /// <summary>The first way with the smallest use count (padding ways hold ulong.MaxValue and never win).</summary>
-    int LeastRecentlyUsed(int start)
-    {
-        var uses = new ReadOnlySpan<ulong>(lastUse, start, stride);
-        var min = Vector256.Create(ulong.MaxValue);
-        for (int i = 0; i < stride; i += 4) min = Vector256.Min(min, Vector256.Create(uses.Slice(i, 4)));
-        return uses.IndexOf(Math.Min(Math.Min(min[0], min[1]), Math.Min(min[2], min[3])));
-    }
-
-    // Tree-PLRU over the ways rounded up to a power of two: node n has children 2n+1 and 2n+2; a node bit of 0 means
-    // "the victim is on the left". Touching a way points every node on its path away from it; which bits that sets
-    // and clears depends only on the way, so it is computed once per way here. Up to 128 ways need 127 node bits:
-    // two words per set.
-    static (ulong[] Set, ulong[] Clear) PlruTouchMasks(int leaves)
-    {
-        var set = new ulong[leaves * 2];
-        var clear = new ulong[leaves * 2];
-        for (int way = 0; way < leaves; way++)
-        {
-            int node = 0, low = 0, span = leaves;
-            while (span > 1)
-            {
-                span >>= 1;
-                bool right = way >= low + span;
-                ref ulong word = ref (right ? clear : set)[way * 2 + (node >> 6)];
-                word |= 1UL << node; // point away from the touched half
-                if (right) low += span;
-                node = 2 * node + (right ? 2 : 1);
-            }
-        }
-        return (set, clear);
-    }
-
-    void TouchPlru(int index)
-    {
-        int set = index >> strideBits, way = index & (stride - 1);
-        ref ulong bits = ref plruBits[set * 2];
-        bits = (bits & ~plruTouchClear[way * 2]) | plruTouchSet[way * 2];
-        if (plruLeaves > 64)
-        {
-            ref ulong high = ref plruBits[set * 2 + 1];
-            high = (high & ~plruTouchClear[way * 2 + 1]) | plruTouchSet[way * 2 + 1];
-        }
-    }
-
-    int PlruVictim(int set)
-    {
-        // Branch-free descent: which way each node points is as good as random, so a branch on it would mispredict.
-        // Up to 64 leaves every node bit lies in the set's first word.
-        ulong low64 = plruBits[set * 2], high64 = plruBits[set * 2 + 1];
-        int node = 0, way = 0;
-        for (int span = plruLeaves >> 1; span > 0; span >>= 1)
-        {
-            ulong word = node < 64 ? low64 : high64;
-            int right = (int)(word >> node) & 1;
-            way += span & -right;
-            node = 2 * node + 1 + right;
-        }
-        return Math.Min(way, Ways - 1); // leaves beyond the real ways fold onto the last way
+        State->Insert(index, linear, size, pcid, entry);
     }
 
     /// <summary>
@@ -235,7 +132,7 @@ internal sealed unsafe class TlbArray
             int mappedBits = data[i].MappedSize.Bits();
             if (((tag >> TlbTag.PageNumberShift) << storedBits) >> mappedBits != TlbTag.PageNumber(linear, data[i].MappedSize)) continue;
             if (!Matches(tag, pcid, allPcids: false, includeGlobal)) continue;
-            Drop(i);
+            State->Drop(i);
             dropped++;
         }
         return dropped;
@@ -249,17 +146,10 @@ internal sealed unsafe class TlbArray
         {
             ulong tag = tags[i];
             if (tag == 0 || !Matches(tag, pcid, allPcids, includeGlobal)) continue;
-            Drop(i);
+            State->Drop(i);
             dropped++;
         }
         return dropped;
-    }
-
-    void Drop(int index)
-    {
-        validBySize[(int)TlbTag.SizeOf(tags[index])]--;
-        ValidWayWord(index) &= ~ValidWayBit(index);
-        tags[index] = 0;
     }
 
     static bool Matches(ulong tag, ushort pcid, bool allPcids, bool includeGlobal)
@@ -280,5 +170,160 @@ internal sealed unsafe class TlbArray
             if ((linear & (1UL << (PagingConstants.LinearBits5Level - 1))) != 0) linear |= ~TlbTag.LinearMask; // sign-extend
             yield return (linear, size, TlbTag.PcidOf(tag), (tag & TlbTag.GlobalBit) != 0, data[i]);
         }
+    }
+}
+
+/// <summary>
+/// The hot state of one <see cref="TlbArray"/>, in pinned memory: pointers to its tags, entries and replacement state,
+/// its shape, and the operations a lookup and a fill perform. Reached by pointer from the MMU's probes.
+/// </summary>
+internal unsafe struct TlbArrayState
+{
+    public ulong* Tags;
+    public TlbEntryData* Data;
+    public ulong* ValidWays;        // per set, two words: bit per way holding a valid entry (way w: bit w % 64 of word w / 64)
+    public ulong* PlruBits;         // tree-PLRU: two words of node bits per set
+    public ulong* PlruTouchSet;     // tree-PLRU: per way, two words each: the node bits a touch of that way sets...
+    public ulong* PlruTouchClear;   // ...and the ones it clears
+    public ulong* LastUse;          // LRU: the use counter when each way was last touched; padding ways ulong.MaxValue
+    public int SetMask;
+    public int StrideBits;          // log2 of the ways per set including padding: at least 4 ways (one 256-bit vector)
+    public int Ways;
+    public int PlruLeaves;          // the ways rounded up to a power of two
+    public ulong WaysMaskLow, WaysMaskHigh; // the bits of the real ways in a set's two valid-way words
+    public TlbReplacement Replacement;
+    public ulong UseCounter;
+    public ulong RandomState;
+    public int LastTouched;         // touching the most recently used entry again changes no policy state: skip it
+    public ValidCounts ValidBySize; // valid entries of each page size
+
+    [InlineArray(3)]
+    public struct ValidCounts
+    {
+        int first;
+    }
+
+    readonly int Stride => 1 << StrideBits;
+
+    /// <summary>The entry translating <paramref name="linear"/> at <paramref name="size"/> for <paramref name="pcid"/> (or global); -1 when absent.</summary>
+    public readonly int Find(ulong linear, PageSize size, ushort pcid) => TlbProbe.Find(Tags, SetMask, StrideBits, linear, size, pcid);
+
+    /// <summary>Records a use of the entry for the replacement policy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Touch(int index)
+    {
+        if (index == LastTouched) return;
+        LastTouched = index;
+        if (Replacement == TlbReplacement.TreePlru) TouchPlru(index);
+        else if (Replacement == TlbReplacement.Lru) LastUse[index] = ++UseCounter;
+    }
+
+    /// <summary>
+    /// Stores a translation at <paramref name="index"/> (an entry for the same page), or, when it is -1, in the
+    /// policy's victim of the page's set.
+    /// </summary>
+    public void Insert(int index, ulong linear, PageSize size, ushort pcid, in TlbEntryData entry)
+    {
+        if (index < 0)
+        {
+            int start = ((int)TlbTag.PageNumber(linear, size) & SetMask) << StrideBits;
+            index = start + Victim(start);
+        }
+        ulong old = Tags[index];
+        if (old != 0) ValidBySize[(int)TlbTag.SizeOf(old)]--;
+        ValidBySize[(int)size]++;
+        ValidWays[ValidWayWord(index)] |= ValidWayBit(index);
+        bool isGlobal = (entry.Attributes & TranslationAttributes.Global) != 0;
+        Tags[index] = TlbTag.For(linear, size) | (isGlobal ? TlbTag.GlobalBit : TlbTag.Pcid(pcid));
+        Data[index] = entry;
+        Touch(index);
+    }
+
+    /// <summary>Invalidates one entry.</summary>
+    public void Drop(int index)
+    {
+        ValidBySize[(int)TlbTag.SizeOf(Tags[index])]--;
+        ValidWays[ValidWayWord(index)] &= ~ValidWayBit(index);
+        Tags[index] = 0;
+    }
+
+    readonly int ValidWayWord(int index) => (index >> StrideBits) * 2 + ((index & (Stride - 1)) >> 6);
+
+    readonly ulong ValidWayBit(int index) => 1UL << (index & (Stride - 1) & 63);
+
+    /// <summary>The way to replace in the set at <paramref name="start"/>: the first empty way, else the policy's choice.</summary>
+    int Victim(int start)
+    {
+        int set = start >> StrideBits;
+        ulong empty = ~ValidWays[set * 2] & WaysMaskLow;
+        if (empty != 0) return BitOperations.TrailingZeroCount(empty);
+        empty = ~ValidWays[set * 2 + 1] & WaysMaskHigh;
+        if (empty != 0) return 64 + BitOperations.TrailingZeroCount(empty);
+        switch (Replacement)
+        {
+            case TlbReplacement.TreePlru:
+                return PlruVictim(set);
+            case TlbReplacement.Lru:
+                return LeastRecentlyUsed(start);
+            default:
+                RandomState ^= RandomState << 13;
+                RandomState ^= RandomState >> 7;
+                RandomState ^= RandomState << 17;
+                return (int)(RandomState % (ulong)Ways);
+        }
+    }
+
+    /// <summary>The first way with the smallest use count (padding ways hold ulong.MaxValue and never win).</summary>
+    readonly int LeastRecentlyUsed(int start)
+    {
+        var uses = new ReadOnlySpan<ulong>(LastUse + start, Stride);
+        var min = Vector256.Create(ulong.MaxValue);
+        for (int i = 0; i < uses.Length; i += 4) min = Vector256.Min(min, Vector256.Create(uses.Slice(i, 4)));
+        return uses.IndexOf(Math.Min(Math.Min(min[0], min[1]), Math.Min(min[2], min[3])));
+    }
+
+    // Tree-PLRU over the ways rounded up to a power of two: node n has children 2n+1 and 2n+2; a node bit of 0 means
+    // "the victim is on the left". Touching a way points every node on its path away from it; which bits that sets
+    // and clears depends only on the way, so it is computed once per way: the masks of every way to set (first
+    // leaves * 2 words) and to clear (next leaves * 2). Up to 128 ways need 127 node bits: two words per set.
+    public static ulong[] PlruTouchMasks(int leaves)
+    {
+        var masks = GC.AllocateArray<ulong>(leaves * 4, pinned: true);
+        for (int way = 0; way < leaves; way++)
+        {
+            int node = 0, low = 0, span = leaves;
+            while (span > 1)
+            {
+                span >>= 1;
+                bool right = way >= low + span;
+                masks[(right ? leaves * 2 : 0) + way * 2 + (node >> 6)] |= 1UL << node; // point away from the touched half
+                if (right) low += span;
+                node = 2 * node + (right ? 2 : 1);
+            }
+        }
+        return masks;
+    }
+
+    readonly void TouchPlru(int index)
+    {
+        int set = index >> StrideBits, way = index & (Stride - 1);
+        ulong* bits = PlruBits + set * 2;
+        bits[0] = (bits[0] & ~PlruTouchClear[way * 2]) | PlruTouchSet[way * 2];
+        if (PlruLeaves > 64) bits[1] = (bits[1] & ~PlruTouchClear[way * 2 + 1]) | PlruTouchSet[way * 2 + 1];
+    }
+
+    readonly int PlruVictim(int set)
+    {
+        // Branch-free descent: which way each node points is as good as random, so a branch on it would mispredict.
+        ulong low64 = PlruBits[set * 2], high64 = PlruBits[set * 2 + 1];
+        int node = 0, way = 0;
+        for (int span = PlruLeaves >> 1; span > 0; span >>= 1)
+        {
+            ulong word = node < 64 ? low64 : high64;
+            int right = (int)(word >> node) & 1;
+            way += span & -right;
+            node = 2 * node + 1 + right;
+        }
+        return Math.Min(way, Ways - 1); // leaves beyond the real ways fold onto the last way
     }
 }

@@ -65,30 +65,20 @@ internal sealed unsafe class TlbLevel
     public bool Lookup(ulong linear, ushort pcid, out int array, out int index, out PageSize size)
     {
         int probe = Search(Probes, ProbeCount, linear, pcid, out index);
-        array = probe < 0 ? -1 : Probes[probe].Array;
+        array = probe < 0 ? -1 : Probes[probe].ArrayIndex;
         size = probe < 0 ? default : Probes[probe].Size;
         return probe >= 0;
     }
 
     /// <summary>
-    /// Caches a translation of <paramref name="size"/>; returns the size stored, or null when this level holds no suitable
-    /// size. <paramref name="knownAbsent"/>: this level's <see cref="Lookup"/> just missed the address.
+    /// Where a translation of <paramref name="size"/> is cached: the array (null when this level holds no suitable
+    /// size) and the size it is stored at (smaller when the level fractures the page).
     /// </summary>
-    public PageSize? Fill(ulong linear, PageSize size, ushort pcid, in TlbEntryData entry, Func<ulong, nint> hostAddress, bool knownAbsent)
+    public TlbArrayState* FillTarget(PageSize size, out PageSize storedAs)
     {
         var (array, stored) = placement[(int)size];
-        if (array < 0) return null;
-        if (stored == size)
-        {
-            Arrays[array].Insert(linear, stored, pcid, entry, knownAbsent);
-            return stored;
-        }
-        // Fractured: the entry holds the piece of the page that contains the address.
-        var piece = entry;
-        piece.PhysicalBase += linear & (size.Bytes() - 1) & ~(stored.Bytes() - 1);
-        piece.HostBase = hostAddress(piece.PhysicalBase);
-        Arrays[array].Insert(linear, stored, pcid, piece, knownAbsent);
-        return stored;
+        storedAs = stored;
+        return array < 0 ? null : Arrays[array].State;
     }
 
     public void InvalidateAddress(ulong linear, ushort pcid, bool includeGlobal)

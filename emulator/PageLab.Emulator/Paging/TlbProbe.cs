@@ -14,8 +14,9 @@ internal unsafe struct TlbProbe
     /// <summary>The ways compared per block: one bit of a ulong match mask each.</summary>
     public const int BlockWays = 64;
 
+    /// <summary>The array searched: its entries, replacement state and fill operation.</summary>
+    public TlbArrayState* Array;
     public ulong* Tags;
-    public TlbEntryData* Data;
     /// <summary>How many valid entries of <see cref="Size"/> the array holds: a search for a size with none cannot hit.</summary>
     public int* ValidCount;
     public int SetMask;
@@ -23,22 +24,26 @@ internal unsafe struct TlbProbe
     public int StrideBits;
     public PageSize Size;
     /// <summary>The array's index in its level.</summary>
-    public int Array;
+    public int ArrayIndex;
 
     /// <summary>
     /// The index of the entry translating <paramref name="linear"/> for <paramref name="pcid"/> (or a global entry), or -1.
     /// All ways of a set are compared at once, so no branch depends on which way holds the page.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly int Find(ulong linear, ushort pcid)
+    public readonly int Find(ulong linear, ushort pcid) => Find(Tags, SetMask, StrideBits, linear, Size, pcid);
+
+    /// <summary>The search itself, for a probe or an array's own lookup.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Find(ulong* tags, int setMask, int strideBits, ulong linear, PageSize size, ushort pcid)
     {
-        ulong tag = TlbTag.For(linear, Size);
-        int start = ((int)TlbTag.PageNumber(linear, Size) & SetMask) << StrideBits;
-        int stride = 1 << StrideBits;
+        ulong tag = TlbTag.For(linear, size);
+        int start = ((int)TlbTag.PageNumber(linear, size) & setMask) << strideBits;
+        int stride = 1 << strideBits;
         int block = 0;
         do
         {
-            ulong hits = BlockMatches(Tags + start + block, Math.Min(stride, BlockWays), tag | TlbTag.Pcid(pcid), tag | TlbTag.GlobalBit);
+            ulong hits = BlockMatches(tags + start + block, Math.Min(stride, BlockWays), tag | TlbTag.Pcid(pcid), tag | TlbTag.GlobalBit);
             if (hits != 0) return start + block + BitOperations.TrailingZeroCount(hits);
             block += BlockWays;
         }
