@@ -155,7 +155,7 @@ public sealed partial class AddressSpace : IPageOwner
     /// The mappings of a THP in this address space: its huge PMD, or, once the PMD was split (the folio
     /// stays whole), the PTEs that map its pages.
     /// </summary>
-    PageReferences TestAndClearYoungFolio(ulong region, ulong head)
+    internal PageReferences TestAndClearYoungFolio(ulong region, ulong head)
     {
         if (!Tables.TryGetPmdAddress(region, allocate: false, out ulong pmdAddress))
             return default;

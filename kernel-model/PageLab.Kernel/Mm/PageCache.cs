@@ -24,8 +24,9 @@ public enum CachedPage : byte
 /// are swap-backed, as shmem's are: reclaim writes them to swap and keeps the slot here, in the
 /// page's place (Linux keeps the swap entry in the mapping's xarray, not in a PTE), and the next
 /// lookup reads them back (shmem_swapin_folio). A shmem object may also hold 2 MiB folios (a
-/// collapse or a huge fault made them): one order-9 block for 512 aligned indices, mapped by PMDs only,
-/// neither on an LRU list nor migrated (the model splits such a folio before mapping it by PTEs).
+/// collapse or a huge fault made them): one order-9 block for 512 aligned indices, mapped by PMDs only
+/// (the model splits such a folio before mapping it by PTEs), on the LRU, split when reclaim takes it,
+/// never migrated.
 /// </summary>
 public sealed class PageCache : IPageOwner
 {
@@ -145,8 +146,15 @@ public sealed class PageCache : IPageOwner
             memory.Frames.SetOwner(frame, 0, 0);
             memory.Release(frame);
         }
+        AddHugeFolio(file, first, head);
+    }
+
+    void AddHugeFolio(IMappableFile file, long first, ulong head)
+    {
         hugeFolios.Add((file, first), head);
+        keys.Add(head, (file, first));
         memory.Frames.SetOwner(head, ownerId, 0);
+        memory.Frames.AddToLru(head);
     }
 
     /// <summary>
@@ -160,8 +168,7 @@ public sealed class PageCache : IPageOwner
             if (Find(file, index, out _) != CachedPage.None)
                 return false;
         }
-        hugeFolios.Add((file, first), head);
-        memory.Frames.SetOwner(head, ownerId, 0);
+        AddHugeFolio(file, first, head);
         return true;
     }
 
@@ -176,6 +183,7 @@ public sealed class PageCache : IPageOwner
             return;
         UnmapRange(file, first, first + Thp.ThpSettings.PtesPerPmd);
         hugeFolios.Remove((file, first));
+        keys.Remove(head);
         memory.Frames.SplitBlock(head);
         for (long i = 0; i < Thp.ThpSettings.PtesPerPmd; i++)
         {
@@ -217,6 +225,7 @@ public sealed class PageCache : IPageOwner
         foreach (var key in hugeFolios.Keys.Where(key => key.File == file && selected(key.PageIndex)).ToList())
         {
             hugeFolios.Remove(key, out ulong head);
+            keys.Remove(head);
             memory.Frames.SetOwner(head, 0, 0);
             if (--memory.Page(head).RefCount == 0)
                 memory.FreeBlock(head, BuddyAllocator.PageblockOrder);
@@ -300,19 +309,30 @@ public sealed class PageCache : IPageOwner
         return true;
     }
 
-    /// <summary>folio_referenced for a cached page: the accessed bits of every PTE that maps it, through the file's reverse map.</summary>
+    /// <summary>
+    /// folio_referenced for a cached page: the accessed bits of every PTE (or, for a huge shmem folio,
+    /// every PMD) that maps it, through the file's reverse map.
+    /// </summary>
     public PageReferences TestAndClearYoung(ulong index, ulong frame)
     {
         var references = default(PageReferences);
-        if (memory.Page(frame).MapCount == 0 || !keys.TryGetValue(frame, out var key))
+        ref var page = ref memory.Page(frame);
+        if ((page.MapCount == 0 && page.EntireMapCount == 0) || !keys.TryGetValue(frame, out var key))
             return references;
-        foreach (var (space, page) in Mappings(key))
-            references += space.TestAndClearYoungPte(page, frame);
+        bool huge = page.Order != 0;
+        foreach (var (space, linear) in Mappings(key))
+            references += huge ? space.TestAndClearYoungFolio(linear, frame) : space.TestAndClearYoungPte(linear, frame);
         return references;
     }
 
-    /// <summary>Huge shmem folios do not join the LRU (shmem THP reclaim is not modeled), so reclaim never asks to split one.</summary>
-    public bool TrySplitHuge(ulong index, ulong headFrame) => false;
+    /// <summary>Reclaim takes a huge shmem folio: split it (unmapped everywhere first) so its pages can go to swap one by one.</summary>
+    public bool TrySplitHuge(ulong index, ulong headFrame)
+    {
+        if (!keys.TryGetValue(headFrame, out var key) || !hugeFolios.ContainsKey(key))
+            return false;
+        SplitHugeFolio(key.File, key.PageIndex);
+        return true;
+    }
 
     /// <summary>
     /// Clears every PTE mapping the cached page in <paramref name="frame"/> (try_to_unmap); the page stays

@@ -96,6 +96,28 @@ public class ShmemCollapseTests
     }
 
     [Fact]
+    public void Reclaim_SplitsAHugeShmemFolio_AndSwapsItsPages_DataIntact()
+    {
+        using var m = new TestMachine();
+        m.Allocator.Swap = new SwapDevice(0, 4UL << 20);
+        m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.Shared, null, 0);
+        for (ulong a = Base; a < Base + Huge; a += 8 * Page)
+            Assert.True(m.GuestWrite64(a, a));
+        Assert.Null(Advise(m.Space, Base, Huge, MadviseAdvice.Collapse).Error);
+        Assert.Equal(2048UL, m.MemInfoKb("ShmemHugePages"));
+
+        ulong reclaimed = m.Allocator.Reclaim(null, 512, null, null);
+
+        Assert.True(reclaimed >= 512, $"reclaimed {reclaimed}"); // the mapped folio is unmapped, split, and each page written to swap
+        Assert.Equal(512UL, m.Allocator.Counters.SwapOut);
+        Assert.Equal(0UL, m.MemInfoKb("ShmemHugePages"));
+        Assert.Equal(0, m.Space.HugeMappings);
+        Assert.Equal(Huge, m.Space.Usage(m.Space.Vmas[0]).Swap);
+        for (ulong a = Base; a < Base + Huge; a += 8 * Page)
+            Assert.Equal(a, m.GuestRead64(a));
+    }
+
+    [Fact]
     public void Collapse_UnderShmemEnabledDeny_OrAMisalignedObject_IsEinval()
     {
         using var m = new TestMachine();

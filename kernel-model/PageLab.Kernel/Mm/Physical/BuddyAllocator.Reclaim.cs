@@ -204,7 +204,7 @@ public sealed partial class BuddyAllocator
             return 1;
         // A swap-backed page that could not be written (swap full, unmap refused) is activated
         // (activate_locked); a dirty page-cache page waits for writeback on the inactive list (keep).
-        Putback(frame, page.Use == FrameUse.Anonymous ? FolioVerdict.Activate : FolioVerdict.Keep, scan.Cost);
+        Putback(frame, page.Use is FrameUse.Anonymous or FrameUse.Shmem ? FolioVerdict.Activate : FolioVerdict.Keep, scan.Cost);
         return 0;
     }
 
@@ -278,13 +278,16 @@ public sealed partial class BuddyAllocator
             pteMappings += pages[head + i].MapCount;
             mappedOnce = pages[head + i].MapCount <= 1 && (page.EntireMapCount == 0 || pteMappings == 0);
         }
-        if (page.Use != FrameUse.Anonymous || Swap is null || !mappedOnce || page.RefCount != page.EntireMapCount + pteMappings)
+        // A huge shmem folio is split for reclaim, wherever it is mapped (its owner unmaps it everywhere
+        // first), and its pages are swapped one by one; the model writes no shmem folio whole.
+        bool shmem = page.Use == FrameUse.Shmem;
+        if (Swap is null || (!shmem && (page.Use != FrameUse.Anonymous || !mappedOnce || page.RefCount != page.EntireMapCount + pteMappings)))
         {
             Putback(head, FolioVerdict.Activate, scan.Cost);
             return 0;
         }
         bool noCluster = false;
-        if (page.EntireMapCount == 1)
+        if (!shmem && page.EntireMapCount == 1)
         {
             var bytes = memory.Span(head << Emulator.Paging.PagingConstants.PageBits, (int)(HugeFrames << Emulator.Paging.PagingConstants.PageBits));
             if (Swap.TryStoreCluster(bytes, out ulong firstSlot))

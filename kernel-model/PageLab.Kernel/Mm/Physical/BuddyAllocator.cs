@@ -260,7 +260,7 @@ public sealed partial class BuddyAllocator : IFrameAllocator
     public void AddToLru(ulong frameNumber)
     {
         ref var page = ref AllocatedHead(frameNumber);
-        bool fits = page.Order == 0 ? page.IsMovable : page.Order == PageblockOrder && page.Use == FrameUse.Anonymous;
+        bool fits = page.Order == 0 ? page.IsMovable : page.Order == PageblockOrder && page.Use is FrameUse.Anonymous or FrameUse.Shmem;
         if (page.OnLru || !fits)
             throw new InvalidOperationException($"frame 0x{frameNumber:x} cannot join an LRU list (on LRU {page.OnLru}, order {page.Order}, use {page.Use})");
         LinkLru(frameNumber, youngest: true);
