@@ -45,7 +45,7 @@ public sealed partial class AddressSpace
 
     /// <summary>
     /// MADV_COLD and MADV_PAGEOUT (madvise_cold_or_pageout_pte_range): every page mapped only here
-    /// loses its accessed bit and moves to the old end of its LRU list; with <paramref name="pageOut"/>
+    /// moves to the old end of its inactive list, COLD also making its PTE old (flushed); with <paramref name="pageOut"/>
     /// it is reclaimed at once (page cache dropped, anonymous and shmem memory swapped if there is swap;
     /// without swap a shmem page is still unmapped, as Linux unmaps before it writes), at the caller's
     /// cost. An anonymous THP the range covers whole and that only this mapping maps is handled as one
@@ -73,6 +73,7 @@ public sealed partial class AddressSpace
             }
         }
         var frames = new List<ulong>();
+        var flush = new FlushGather();
         Tables.VisitPtes(start, end, (linear, pteAddress) =>
         {
             var pte = Tables.Read(pteAddress);
@@ -81,10 +82,17 @@ public sealed partial class AddressSpace
             ref var page = ref memory.Page(pte.FrameNumber);
             if (page.MapCount != 1 || page.State != PageState.Head || page.Order != 0)
                 return;
-            Tables.Write(pteAddress, pte.Without(PageTableEntry.AccessedBit));
+            // COLD makes a young PTE old and removes its TLB entry (tlb_remove_tlb_entries), so the next
+            // access sets A again; PAGEOUT reclaims the page whatever its references and leaves the PTE alone.
+            if (!pageOut && pte.IsAccessed)
+            {
+                Tables.Write(pteAddress, pte.Without(PageTableEntry.AccessedBit));
+                flush.Add(linear);
+            }
             memory.Frames.Deactivate(pte.FrameNumber);
             frames.Add(pte.FrameNumber);
         });
+        Flush(flush);
         if (pageOut)
         {
             foreach (ulong frame in frames)
