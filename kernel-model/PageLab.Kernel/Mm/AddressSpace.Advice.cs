@@ -1,5 +1,6 @@
 using PageLab.Emulator.Paging;
 using PageLab.Kernel.Mm.Physical;
+using PageLab.Kernel.Mm.Thp;
 
 namespace PageLab.Kernel.Mm;
 
@@ -44,20 +45,35 @@ public sealed partial class AddressSpace
 
     /// <summary>
     /// MADV_COLD and MADV_PAGEOUT (madvise_cold_or_pageout_pte_range): every page mapped only here
-    /// loses its accessed bit and moves to the old end of its LRU list; with <paramref name="pageOut"/>
+    /// moves to the old end of its inactive list, COLD also making its PTE old (flushed); with <paramref name="pageOut"/>
     /// it is reclaimed at once (page cache dropped, anonymous and shmem memory swapped if there is swap;
     /// without swap a shmem page is still unmapped, as Linux unmaps before it writes), at the caller's
-    /// cost. PAGEOUT splits the huge PMDs in the range first.
+    /// cost. An anonymous THP the range covers whole and that only this mapping maps is handled as one
+    /// folio (the huge-PMD branch of madvise_cold_or_pageout_pte_range): COLD clears the PMD's accessed
+    /// bit (flushing its range) and deactivates it, PAGEOUT reclaims it whole, into one swap cluster or
+    /// split when there is none; one shared with a relative is left alone. PAGEOUT splits the other huge
+    /// PMDs in the range first.
     /// </summary>
-    /// <returns>Pages reclaimed.</returns>
+    /// <returns>Pages reclaimed (512 for a THP).</returns>
     public int Deactivate(ulong start, ulong end, bool pageOut)
     {
-        if (pageOut)
+        int reclaimed = 0;
+        foreach (var (region, pmdAddress) in HugePmdsIn(start, end))
         {
-            foreach (var (region, pmdAddress) in HugePmdsIn(start, end))
+            ulong head = Tables.Read(pmdAddress).FrameNumber;
+            bool whole = region >= start && region + PagingConstants.LargePageSize <= end;
+            if (whole && memory.Page(head).Use == FrameUse.Anonymous)
+            {
+                if (memory.FolioMapCount(head) == 1)
+                    reclaimed += DeactivateHugePmd(region, pmdAddress, head, pageOut);
+            }
+            else if (pageOut)
+            {
                 SplitHugePmd(region, pmdAddress);
+            }
         }
         var frames = new List<ulong>();
+        var flush = new FlushGather();
         Tables.VisitPtes(start, end, (linear, pteAddress) =>
         {
             var pte = Tables.Read(pteAddress);
@@ -66,11 +82,17 @@ public sealed partial class AddressSpace
             ref var page = ref memory.Page(pte.FrameNumber);
             if (page.MapCount != 1 || page.State != PageState.Head || page.Order != 0)
                 return;
-            Tables.Write(pteAddress, pte.Without(PageTableEntry.AccessedBit));
+            // COLD makes a young PTE old and removes its TLB entry (tlb_remove_tlb_entries), so the next
+            // access sets A again; PAGEOUT reclaims the page whatever its references and leaves the PTE alone.
+            if (!pageOut && pte.IsAccessed)
+            {
+                Tables.Write(pteAddress, pte.Without(PageTableEntry.AccessedBit));
+                flush.Add(linear);
+            }
             memory.Frames.Deactivate(pte.FrameNumber);
             frames.Add(pte.FrameNumber);
         });
-        int reclaimed = 0;
+        Flush(flush);
         if (pageOut)
         {
             foreach (ulong frame in frames)
@@ -82,6 +104,19 @@ public sealed partial class AddressSpace
             }
         }
         return reclaimed;
+    }
+
+    /// <summary>MADV_COLD or MADV_PAGEOUT of a whole THP mapped only here; returns the pages reclaimed.</summary>
+    int DeactivateHugePmd(ulong region, ulong pmdAddress, ulong head, bool pageOut)
+    {
+        var pmd = Tables.Read(pmdAddress);
+        if (!pageOut && pmd.IsAccessed)
+        {
+            Tables.Write(pmdAddress, pmd.Without(PageTableEntry.AccessedBit));
+            FlushRange(region, region + PagingConstants.LargePageSize);
+        }
+        memory.Frames.Deactivate(head);
+        return pageOut && memory.Frames.TryReclaimNow(head, CostSink) ? ThpSettings.PtesPerPmd : 0;
     }
 
     /// <summary>

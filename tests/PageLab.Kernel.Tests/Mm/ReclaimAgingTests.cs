@@ -62,11 +62,10 @@ public class ReclaimAgingTests
         m.Space.Map(Base, Base + 2 * Page, ReadWrite, VmaFlags.None, null, 0);
         Assert.True(m.GuestWrite64(Base, 1));
         Assert.True(m.GuestWrite64(Base + Page, 2));
-        // MADV_COLD: both PTEs old, both pages at the old end of the inactive list (the second one last).
+        // MADV_COLD: both PTEs old and flushed, both pages at the old end of the inactive list (the second one last).
         Assert.Null(Madvise.Apply(m.Space, Base, 2 * Page, MadviseAdvice.Cold, KernelAbi.Proposal).Error);
         Assert.False(m.Space.Tables.ReadPte(Base).IsAccessed);
-        // The guest touches the first page after a context switch dropped its cached translation.
-        m.Memory.Guest.FlushNonGlobal();
+        // The guest touches the first page: its translation was flushed, so the access walks and sets A.
         Assert.Equal(1UL, m.GuestRead64(Base));
         Assert.True(m.Space.Tables.ReadPte(Base).IsAccessed);
 
@@ -231,5 +230,59 @@ public class ReclaimAgingTests
             Assert.Equal(Pattern(a), m.GuestRead64(a, child));
         m.Memory.Guest.SwitchAddressSpace(m.Space.Tables.Cr3);
         child.Destroy();
+    }
+
+    [Fact]
+    public void PageOut_OfAWholeThp_SwapsItIntoOneCluster_WithoutSplittingIt()
+    {
+        using var m = WithSwap();
+        FaultThp(m);
+        var cost = new CostLedger();
+        m.Space.CostSink = cost;
+
+        Assert.Null(Madvise.Apply(m.Space, Base, Huge, MadviseAdvice.PageOut, KernelAbi.Proposal).Error);
+
+        Assert.Equal(1UL, m.Allocator.Counters.ThpSwapOut);
+        Assert.Equal(0, m.Memory.Thp.Counters.SplitPage);
+        Assert.Equal(MmCosts.SwapOutClusterNs, cost[MmCostKind.SwapOut]);
+        Assert.Equal(HugePages, m.Space.SwappedPages);
+        AssertThpDataIntact(m);
+    }
+
+    [Fact]
+    public void Cold_OfAWholeThp_ClearsThePmdAccessedBit_AndPutsTheFolioAtTheOldEndOfTheInactiveList()
+    {
+        using var m = WithSwap();
+        ulong head = FaultThp(m);
+        m.Space.Map(Base + Huge, Base + Huge + Page, ReadWrite, VmaFlags.None, null, 0);
+        Assert.True(m.GuestWrite64(Base + Huge, 1)); // a younger page: the THP is not the oldest entry by itself
+
+        Assert.Null(Madvise.Apply(m.Space, Base, Huge, MadviseAdvice.Cold, KernelAbi.Proposal).Error);
+
+        Assert.False(Pmd(m, Base).IsAccessed);
+        Assert.False(m.Memory.Page(head).IsReferenced);
+        // The old end is reclaimed first: the THP goes before the younger 4 KiB page is even looked at.
+        Assert.Equal((ulong)HugePages, m.Allocator.Reclaim(null, 1, null, null));
+        Assert.Equal(1UL, m.Allocator.Counters.ThpSwapOut);
+        Assert.True(m.Space.Tables.ReadPte(Base + Huge).IsPresent);
+        AssertThpDataIntact(m);
+    }
+
+    [Fact]
+    public void Reclaim_OfAThpWhosePmdWasSplit_SplitsTheFolio_AndSwapsItsPages()
+    {
+        using var m = WithSwap();
+        FaultThp(m);
+        // A partial mprotect splits the PMD; the THP stays one folio, mapped by 512 PTEs.
+        Assert.True(m.Space.Protect(Base, Base + Page, Protection.Read));
+        Assert.False(Pmd(m, Base).IsLargePage);
+        Assert.Equal(BuddyAllocator.PageblockOrder, m.Allocator[m.Space.Tables.ReadPte(Base).FrameNumber].Order);
+
+        Assert.True(m.ReclaimPages(HugePages) >= (ulong)HugePages);
+
+        Assert.Equal(1, m.Memory.Thp.Counters.SplitPage);
+        Assert.Equal(0UL, m.Allocator.Counters.ThpSwapOut + m.Allocator.Counters.ThpSwapOutFallback);
+        Assert.Equal(HugePages, m.Space.SwappedPages);
+        AssertThpDataIntact(m);
     }
 }

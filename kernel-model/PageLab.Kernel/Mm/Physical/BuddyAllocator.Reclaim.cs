@@ -367,13 +367,17 @@ public sealed partial class BuddyAllocator
     }
 
     /// <summary>
-    /// Reclaims one page now (MADV_PAGEOUT's reclaim_pages): page cache is dropped, a lazily freed page
-    /// discarded, an anonymous page written to swap; false when the page stays (busy, shared, no swap).
+    /// Reclaims one folio now, whatever its references say (MADV_PAGEOUT's reclaim_pages): page cache is
+    /// dropped, a lazily freed page discarded, an anonymous page written to swap, an anonymous THP on the
+    /// LRU swapped whole or split as direct reclaim does it; false when it stays (busy, shared, no swap).
     /// </summary>
     public bool TryReclaimNow(ulong frame, ICostSink? cost)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(frame, FrameCount);
         cost?.Charge(MmCostKind.ReclaimScan, MmCosts.ReclaimScanPerPageNs);
+        ref var page = ref pages[frame];
+        if (page.State == PageState.Head && page.Order == PageblockOrder)
+            return page.OnLru && page.Owner != 0 && !page.IsBusy && ReclaimHugePage(frame, new ScanControl(1, null, cost)) > 0;
         return TryReclaimPage(frame, cost);
     }
 
