@@ -113,7 +113,9 @@ public sealed partial class AddressSpace
                 memory.GetFolio(frame);
                 child.ResidentPages++;
             }
-            child.Tables.Write(childPteAddress, pte);
+            // copy_present_pte: the child's PTE is old (pte_mkold), so reclaim's reference check sees
+            // only the accesses each process makes after the fork, not the parent's history twice.
+            child.Tables.Write(childPteAddress, pte.Without(PageTableEntry.AccessedBit));
         });
         return complete;
     }

@@ -285,4 +285,24 @@ public class ReclaimAgingTests
         Assert.Equal(HugePages, m.Space.SwappedPages);
         AssertThpDataIntact(m);
     }
+
+    [Fact]
+    public void Fork_LeavesTheChildsPtesOld_SoAReferenceCheckSeesOnlyTheAccessesMadeSince()
+    {
+        using var m = WithSwap();
+        m.Space.Map(Base, Base + Page, ReadWrite, VmaFlags.None, null, 0);
+        Assert.True(m.GuestWrite64(Base, 5));
+        ulong frame = m.Space.Tables.ReadPte(Base).FrameNumber;
+
+        var child = m.Space.Fork()!;
+
+        Assert.False(child.Tables.ReadPte(Base).IsAccessed);
+        Assert.Equal(new PageReferences(Mappings: 2, Young: 1, Executable: false), m.Space.TestAndClearYoung(Base / Page, frame));
+        // The child reads it: now the child's mapping is the young one.
+        m.Memory.Guest.SwitchAddressSpace(child.Tables.Cr3);
+        Assert.Equal(5UL, m.GuestRead64(Base, child));
+        Assert.Equal(new PageReferences(2, 1, false), m.Space.TestAndClearYoung(Base / Page, frame));
+        m.Memory.Guest.SwitchAddressSpace(m.Space.Tables.Cr3);
+        child.Destroy();
+    }
 }

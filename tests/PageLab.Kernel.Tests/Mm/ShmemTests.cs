@@ -142,7 +142,7 @@ public class ShmemTests
         Switch(m, child);
         Assert.Equal(0x5002UL, m.GuestRead64(Base + 2 * Page, child)); // mapped twice: still swappable (rmap walks both)
 
-        // Young in two mappings, the pages are activated on the first look; the retries deactivate and then take them.
+        // Pages touched since the last look survive it (a second young mapping activates them); the retries take them.
         Assert.Equal(8UL, m.ReclaimPages(8));
 
         Assert.Equal(8UL, m.Allocator.Swap.UsedSlots);
