@@ -65,6 +65,24 @@ public sealed unsafe class Mmu
         public int Level;
         public TlbProbe* Probes;
         public int ProbeCount;
+        public FillTargets Fills;
+
+        /// <summary>Where this level caches a translation of each page size (null: not at all) and the size it stores.</summary>
+        public struct FillTargets
+        {
+            public TlbArrayState* Array4K, Array2M, Array1G;
+            public PageSize StoredAs4K, StoredAs2M, StoredAs1G;
+        }
+
+        public readonly TlbArrayState* FillTarget(PageSize size, out PageSize storedAs)
+        {
+            switch (size)
+            {
+                case PageSize.Size4K: storedAs = Fills.StoredAs4K; return Fills.Array4K;
+                case PageSize.Size2M: storedAs = Fills.StoredAs2M; return Fills.Array2M;
+                default: storedAs = Fills.StoredAs1G; return Fills.Array1G;
+            }
+        }
     }
 
     [InlineArray(3)]
@@ -100,7 +118,19 @@ public sealed unsafe class Mmu
         searchStorage = GC.AllocateArray<ChainLevel>(fetchChain.Length + dataChain.Length, pinned: true);
         int n = 0;
         foreach (int li in fetchChain.Concat(dataChain))
-            searchStorage[n++] = new ChainLevel { Level = li, Probes = levels[li].Probes, ProbeCount = levels[li].ProbeCount };
+        {
+            var level = levels[li];
+            var fills = new ChainLevel.FillTargets
+            {
+                Array4K = level.FillTarget(PageSize.Size4K, out var as4K),
+                Array2M = level.FillTarget(PageSize.Size2M, out var as2M),
+                Array1G = level.FillTarget(PageSize.Size1G, out var as1G),
+                StoredAs4K = as4K,
+                StoredAs2M = as2M,
+                StoredAs1G = as1G,
+            };
+            searchStorage[n++] = new ChainLevel { Level = li, Probes = level.Probes, ProbeCount = level.ProbeCount, Fills = fills };
+        }
         fetchSearch = (ChainLevel*)Unsafe.AsPointer(ref searchStorage[0]);
         dataSearch = fetchSearch + fetchChain.Length;
         var psc = tlb.PagingStructureCaches;
@@ -481,7 +511,7 @@ public sealed unsafe class Mmu
                     // A reference store pays a GC write barrier: skip it when the same level hits again.
                     if (hit.Counters != counters) hit.Counters = counters;
                 }
-                for (int j = 0; j < i; j++) FillLevel(chain[j].Level, linear, size, entry, knownAbsent: true);
+                for (int j = 0; j < i; j++) FillLevel(chain + j, linear, size, entry, knownAbsent: true);
                 offsetMask = size.Bytes() - 1;
                 fault = TranslationFault.None;
                 return ref entry;
@@ -494,15 +524,15 @@ public sealed unsafe class Mmu
         if (fault.IsFault) return ref walked;
         // Levels searched without a hit need no second search before the fill; a level whose entry lacked D (the
         // dirty-bit walk) and the levels after it, never searched, do.
-        for (int i = 0; i < chainLength; i++) FillLevel(chain[i].Level, linear, walkedSize, walked, knownAbsent: i < searchedAndMissed);
+        for (int i = 0; i < chainLength; i++) FillLevel(chain + i, linear, walkedSize, walked, knownAbsent: i < searchedAndMissed);
         offsetMask = walkedSize.Bytes() - 1;
         return ref walked;
     }
 
-    void FillLevel(int level, ulong linear, PageSize size, in TlbEntryData entry, bool knownAbsent)
+    void FillLevel(ChainLevel* level, ulong linear, PageSize size, in TlbEntryData entry, bool knownAbsent)
     {
         ForgetLastHits(); // the fill may evict a remembered entry
-        TlbArrayState* array = levels[level].FillTarget(size, out var stored);
+        TlbArrayState* array = level->FillTarget(size, out var stored);
         if (array == null) return;
         int index = knownAbsent ? -1 : array->Find(linear, stored, pcid);
         if (stored == size)
@@ -517,7 +547,7 @@ public sealed unsafe class Mmu
             piece.HostBase = HostAddressOf(piece.PhysicalBase);
             array->Insert(index, linear, stored, pcid, piece);
         }
-        levelCounters[level].FillsBySize[(int)stored]++;
+        levelCounters[level->Level].FillsBySize[(int)stored]++;
     }
 
     /// <summary>Host address of a page base for a TLB entry; 0 when beyond memory (the access then reports a machine check).
