@@ -120,11 +120,27 @@ internal sealed unsafe class TlbArray
     /// <summary>
     /// Invalidates entries for the page containing <paramref name="linear"/> that match the filter. A fractured entry
     /// goes when any address of the page the paging structures map is named, not only its own piece (SDM 4.10.2.3).
+    /// Every page fault and INVLPG comes here: unless the array holds fractured pieces (which may sit in any set), only
+    /// the set the address selects at each page size can hold a matching entry, so only those sets are looked at.
     /// </summary>
     public int InvalidateAddress(ulong linear, ushort pcid, bool includeGlobal)
     {
+        if (State->FracturedEntries != 0)
+            return InvalidateAddressIn(0, tags.Length, linear, pcid, includeGlobal);
         int dropped = 0;
-        for (int i = 0; i < tags.Length; i++)
+        for (var size = PageSize.Size4K; size <= PageSize.Size1G; size++)
+        {
+            if (State->ValidBySize[(int)size] == 0) continue;
+            int start = ((int)TlbTag.PageNumber(linear, size) & State->SetMask) << State->StrideBits;
+            dropped += InvalidateAddressIn(start, start + Ways, linear, pcid, includeGlobal);
+        }
+        return dropped;
+    }
+
+    int InvalidateAddressIn(int from, int to, ulong linear, ushort pcid, bool includeGlobal)
+    {
+        int dropped = 0;
+        for (int i = from; i < to; i++)
         {
             ulong tag = tags[i];
             if (tag == 0) continue;
@@ -196,6 +212,7 @@ internal unsafe struct TlbArrayState
     public ulong RandomState;
     public int LastTouched;         // touching the most recently used entry again changes no policy state: skip it
     public ValidCounts ValidBySize; // valid entries of each page size
+    public int FracturedEntries;    // valid entries holding a piece of a larger page
 
     [InlineArray(3)]
     public struct ValidCounts
@@ -230,8 +247,9 @@ internal unsafe struct TlbArrayState
             index = start + Victim(start);
         }
         ulong old = Tags[index];
-        if (old != 0) ValidBySize[(int)TlbTag.SizeOf(old)]--;
+        if (old != 0) Forget(index, old);
         ValidBySize[(int)size]++;
+        if (entry.MappedSize != size) FracturedEntries++;
         ValidWays[ValidWayWord(index)] |= ValidWayBit(index);
         bool isGlobal = (entry.Attributes & TranslationAttributes.Global) != 0;
         Tags[index] = TlbTag.For(linear, size) | (isGlobal ? TlbTag.GlobalBit : TlbTag.Pcid(pcid));
@@ -242,9 +260,17 @@ internal unsafe struct TlbArrayState
     /// <summary>Invalidates one entry.</summary>
     public void Drop(int index)
     {
-        ValidBySize[(int)TlbTag.SizeOf(Tags[index])]--;
+        Forget(index, Tags[index]);
         ValidWays[ValidWayWord(index)] &= ~ValidWayBit(index);
         Tags[index] = 0;
+    }
+
+    /// <summary>Takes a valid entry out of the counts, before it is dropped or replaced.</summary>
+    void Forget(int index, ulong tag)
+    {
+        var size = TlbTag.SizeOf(tag);
+        ValidBySize[(int)size]--;
+        if (Data[index].MappedSize != size) FracturedEntries--;
     }
 
     readonly int ValidWayWord(int index) => (index >> StrideBits) * 2 + ((index & (Stride - 1)) >> 6);
