@@ -15,8 +15,10 @@ public enum FaultOutcome : byte
     AnonymousZeroFilled,
     /// <summary>Write to an untouched 2 MiB region eligible for THP: a zeroed huge page was mapped by the PMD.</summary>
     HugePageAllocated,
-    /// <summary>A page of a shmem object (MAP_SHARED|MAP_ANONYMOUS) was mapped: found in the object, zero-filled, or read back from swap.</summary>
+    /// <summary>A page the shmem object (MAP_SHARED|MAP_ANONYMOUS) already held was mapped.</summary>
     SharedPageMapped,
+    /// <summary>First touch of a shmem page: a zeroed frame joined the object and was mapped.</summary>
+    ShmemPageAllocated,
     /// <summary>Read of a file-backed page: the page-cache frame was mapped read-only.</summary>
     FilePageMapped,
     /// <summary>Write to a read-only shared frame (zero page, page cache): copied into a private frame.</summary>
@@ -504,7 +506,10 @@ public sealed partial class AddressSpace
             long offset = vma.FileOffsetOf(page);
             if (offset >= vma.File.Length)
                 return FaultOutcome.BusError;
-            if (!memory.PageCache.TryGetFrame(vma.File, offset >> PagingConstants.PageBits, out ulong cached, CostSink))
+            long index = offset >> PagingConstants.PageBits;
+            // What the shmem object held decides the outcome: a page already there, one read back from swap, or a new zeroed one.
+            var held = vma.IsShmem ? memory.PageCache.Find(vma.File, index, out _) : CachedPage.Present;
+            if (!memory.PageCache.TryGetFrame(vma.File, index, out ulong cached, CostSink))
                 return FaultOutcome.OutOfMemory;
             if (write && !shared)
             {
@@ -516,7 +521,12 @@ public sealed partial class AddressSpace
             {
                 frame = cached;
                 memory.Page(frame).RefCount++;
-                outcome = vma.IsShmem ? FaultOutcome.SharedPageMapped : FaultOutcome.FilePageMapped;
+                outcome = !vma.IsShmem ? FaultOutcome.FilePageMapped : held switch
+                {
+                    CachedPage.None => FaultOutcome.ShmemPageAllocated,
+                    CachedPage.Swapped => FaultOutcome.SwappedIn,
+                    _ => FaultOutcome.SharedPageMapped,
+                };
             }
         }
         memory.Page(frame).MapCount++;
@@ -527,7 +537,7 @@ public sealed partial class AddressSpace
         if (shared && (vma.Protection & Protection.Write) != 0)
             pte = pte.With(PageTableEntry.WritableBit); // writable but clean until written, as do_read_fault maps it
         Tables.Write(pteAddress, pte);
-        if (outcome == FaultOutcome.SharedPageMapped && !write)
+        if (vma.IsShmem && !write)
             FaultAround(vma, page);
         return outcome;
     }

@@ -137,7 +137,7 @@ public sealed partial class LinuxProcess
         faultCounts[(int)outcome]++;
         time.Advance(KernelCosts.PageFaultEntry + outcome switch
         {
-            FaultOutcome.AnonymousZeroFilled => KernelCosts.ZeroPage,
+            FaultOutcome.AnonymousZeroFilled or FaultOutcome.ShmemPageAllocated => KernelCosts.ZeroPage,
             FaultOutcome.CopiedOnWrite => KernelCosts.CopyPage,
             _ => 0UL,
         });

@@ -36,7 +36,7 @@ public class ShmemTests
         using var m = new TestMachine();
         m.Space.Map(Base, Base + 4 * Page, ReadWrite, VmaFlags.Shared, null, 0);
 
-        Assert.Equal(FaultOutcome.SharedPageMapped, m.Space.HandleFault(Base, AccessKind.Read, present: false));
+        Assert.Equal(FaultOutcome.ShmemPageAllocated, m.Space.HandleFault(Base, AccessKind.Read, present: false));
 
         var pte = m.Space.Tables.ReadPte(Base);
         Assert.True(pte.IsWritable);
@@ -48,6 +48,9 @@ public class ShmemTests
         Assert.Contains("RssShmem:\t       4 kB", ProcMemory.Status(m.Space, "t", 1, 0), StringComparison.Ordinal);
         Assert.Contains("Pss_Shmem:             4 kB", m.Space.FormatSmapsRollup(), StringComparison.Ordinal);
         Assert.Contains("Pss_File:              0 kB", m.Space.FormatSmapsRollup(), StringComparison.Ordinal);
+        m.Space.ZapPages(Base, Base + Page);
+        Assert.Equal(FaultOutcome.SharedPageMapped, m.Space.HandleFault(Base, AccessKind.Read, present: false)); // the object's page, no zeroing
+        Assert.Equal(7UL, m.GuestRead64(Base));
     }
 
     [Fact]
@@ -200,6 +203,7 @@ public class ShmemTests
         Assert.Null(Madvise.Apply(m.Space, Base, 2 * Page, MadviseAdvice.PageOut, KernelAbi.Proposal).Error);
 
         Assert.Equal(2 * Page, m.Space.Usage(m.Space.Vmas[0]).Swap);
+        Assert.Equal(FaultOutcome.SwappedIn, m.Space.HandleFault(Base, AccessKind.Read, present: false));
         Assert.Equal(9UL, m.GuestRead64(Base));
         Assert.Equal(10UL, m.GuestRead64(Base + Page));
     }
@@ -280,7 +284,7 @@ public class ShmemTests
         m.Space.Map(Base, Base + 2 * Page, ReadWrite, VmaFlags.Shared, null, 0);
         Assert.True(m.Space.TryExpandInPlace(Base + 2 * Page, Base + 4 * Page));
 
-        Assert.Equal(FaultOutcome.SharedPageMapped, m.Space.HandleFault(Base + Page, AccessKind.Write, present: false));
+        Assert.Equal(FaultOutcome.ShmemPageAllocated, m.Space.HandleFault(Base + Page, AccessKind.Write, present: false));
         Assert.Equal(FaultOutcome.BusError, m.Space.HandleFault(Base + 2 * Page, AccessKind.Write, present: false));
     }
 }
