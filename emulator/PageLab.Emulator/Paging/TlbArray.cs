@@ -102,20 +102,8 @@ internal sealed unsafe class TlbArray
         ArrayIndex = arrayIndex,
     };
 
-    /// <inheritdoc cref="TlbArrayState.Find"/>
-    public int Find(ulong linear, PageSize size, ushort pcid) => State->Find(linear, size, pcid);
-
-    public ref TlbEntryData Data(int index) => ref data[index];
-
     /// <summary>Records a use of the entry for the replacement policy.</summary>
     public void Touch(int index) => State->Touch(index);
-
-    /// <inheritdoc cref="TlbArrayState.Insert"/>
-    public void Insert(ulong linear, PageSize size, ushort pcid, in TlbEntryData entry, bool knownAbsent)
-    {
-        int index = knownAbsent ? -1 : Find(linear, size, pcid);
-        State->Insert(index, linear, size, pcid, entry);
-    }
 
     /// <summary>
     /// Invalidates entries for the page containing <paramref name="linear"/> that match the filter. A fractured entry
