@@ -715,9 +715,9 @@ public sealed unsafe class Mmu
     }
 
     /// <summary>What an observer or an inspection sees of a walk.</summary>
-    static WalkRecord RecordOf(ulong linear, AccessKind kind, TranslationFault fault, PageSize size, ulong pageBase, in WalkTrail trail)
+    WalkRecord RecordOf(ulong linear, AccessKind kind, TranslationFault fault, PageSize size, ulong pageBase, in WalkTrail trail)
     {
-        var record = new WalkRecord { Linear = linear, Kind = kind, Fault = fault, StartLevel = trail.StartLevel, StepCount = trail.Steps };
+        var record = new WalkRecord { Linear = linear, Kind = kind, Pcid = pcid, Fault = fault, StartLevel = trail.StartLevel, StepCount = trail.Steps };
         for (int i = 0; i < trail.Steps; i++)
             record.Steps[i] = new WalkStep(trail.LevelOf(i), trail.Addresses[i], new PageTableEntry(trail.Entries[i]));
         if (!fault.IsFault)

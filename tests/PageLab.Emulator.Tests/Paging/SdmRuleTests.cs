@@ -448,4 +448,33 @@ public sealed class SdmRuleTests
         m.Mmu.Write(Va + 1, 1, 0x90);
         Assert.Equal([FrameA >> 12], written);
     }
+
+    sealed class WalkRecorder : IPagingObserver
+    {
+        public List<WalkRecord> Walks { get; } = [];
+        public void OnTlbLookup(int level, ulong linear, AccessKind kind, bool hit, PageSize size) { }
+        public void OnWalk(in WalkRecord walk) => Walks.Add(walk);
+        public void OnInvalidation(InvalidationKind kind, ulong linear, ushort pcid) { }
+    }
+
+    [Fact]
+    public void ObservedWalk_ReportsPcidLevelsEntriesAndResult()
+    {
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        var recorder = new WalkRecorder();
+        m.Mmu.Observer = recorder;
+        m.Mmu.WriteCr3(m.Tables.Root | 5);
+        m.Translate(Va + 0x18);
+        var walk = Assert.Single(recorder.Walks);
+        Assert.Equal((ushort)5, walk.Pcid);
+        Assert.Equal(AccessKind.Read, walk.Kind);
+        Assert.False(walk.Fault.IsFault);
+        Assert.Equal(PagingLevel.Pml4, walk.StartLevel);
+        Assert.Equal(4, walk.StepCount);
+        Assert.Equal(PagingLevel.PageTable, walk.Steps[3].Level);
+        Assert.Equal(FrameA, walk.Steps[3].Entry.Address);
+        Assert.Equal(PageSize.Size4K, walk.Size);
+        Assert.Equal(FrameA + 0x18, walk.Physical);
+    }
 }
