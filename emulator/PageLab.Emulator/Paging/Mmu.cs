@@ -18,12 +18,13 @@ public sealed unsafe class Mmu
 
     readonly TlbLevel[] levels;
     readonly TlbLevelCounters[] levelCounters;
-    readonly int[] fetchChain;
-    readonly int[] dataChain;
-    // The same chains as pinned arrays of each level's probes, for the lookup to reach them without object loads.
-    readonly ChainLevel* fetchSearch;
-    readonly ChainLevel* dataSearch;
-    readonly ChainLevel[] searchStorage;
+    // The levels an instruction fetch and a data access look up, in order, with each level's probes and fill
+    // targets: pinned, so that a lookup reaches them without object loads.
+    readonly ChainLevel* fetchChain;
+    readonly ChainLevel* dataChain;
+    readonly int fetchChainLength;
+    readonly int dataChainLength;
+    readonly ChainLevel[] chainStorage;
     // Indexed by PagingLevel of the cached entry: [2] PDE cache ... [5] PML5E cache.
     readonly PagingStructureCache[] structureCaches = new PagingStructureCache[6];
     readonly ulong[] codeFrames;
@@ -113,11 +114,10 @@ public sealed unsafe class Mmu
         MaxPhysicalAddressBits = maxPhysicalAddressBits;
         addressMask = ((1UL << maxPhysicalAddressBits) - 1) & ~PagingConstants.PageMask;
         levels = tlb.Levels.Select((l, i) => new TlbLevel(l, tlb.Seed * 1000 + (ulong)i * 16)).ToArray();
-        fetchChain = Chain(TlbLevelKind.Instruction);
-        dataChain = Chain(TlbLevelKind.Data);
-        searchStorage = GC.AllocateArray<ChainLevel>(fetchChain.Length + dataChain.Length, pinned: true);
+        int[] fetchLevels = LevelsServing(TlbLevelKind.Instruction), dataLevels = LevelsServing(TlbLevelKind.Data);
+        chainStorage = GC.AllocateArray<ChainLevel>(fetchLevels.Length + dataLevels.Length, pinned: true);
         int n = 0;
-        foreach (int li in fetchChain.Concat(dataChain))
+        foreach (int li in fetchLevels.Concat(dataLevels))
         {
             var level = levels[li];
             var fills = new ChainLevel.FillTargets
@@ -129,10 +129,12 @@ public sealed unsafe class Mmu
                 StoredAs2M = as2M,
                 StoredAs1G = as1G,
             };
-            searchStorage[n++] = new ChainLevel { Level = li, Probes = level.Probes, ProbeCount = level.ProbeCount, Fills = fills };
+            chainStorage[n++] = new ChainLevel { Level = li, Probes = level.Probes, ProbeCount = level.ProbeCount, Fills = fills };
         }
-        fetchSearch = (ChainLevel*)Unsafe.AsPointer(ref searchStorage[0]);
-        dataSearch = fetchSearch + fetchChain.Length;
+        fetchChain = (ChainLevel*)Unsafe.AsPointer(ref chainStorage[0]);
+        fetchChainLength = fetchLevels.Length;
+        dataChain = fetchChain + fetchLevels.Length;
+        dataChainLength = dataLevels.Length;
         var psc = tlb.PagingStructureCaches;
         structureCaches[2] = new PagingStructureCache(PagingLevel.PageDirectory, psc.PdEntries);
         structureCaches[3] = new PagingStructureCache(PagingLevel.Pdpt, psc.PdptEntries);
@@ -144,7 +146,7 @@ public sealed unsafe class Mmu
         ApplyFlags(flags);
     }
 
-    int[] Chain(TlbLevelKind kind) =>
+    int[] LevelsServing(TlbLevelKind kind) =>
         levels.Select((l, i) => (l, i)).Where(x => x.l.Kind == kind || x.l.Kind == TlbLevelKind.Unified).Select(x => x.i).ToArray();
 
     public PhysicalMemory Memory { get; }
@@ -469,8 +471,7 @@ public sealed unsafe class Mmu
             fault = new TranslationFault(TranslationFaultKind.GeneralProtection, linear, PageFaultErrorCode.None);
             return ref walked;
         }
-        ChainLevel* chain = kind == AccessKind.Fetch ? fetchSearch : dataSearch;
-        int chainLength = kind == AccessKind.Fetch ? fetchChain.Length : dataChain.Length;
+        ChainLevel* chain = ChainFor(kind, out int chainLength);
         int searchedAndMissed = 0;
         for (int i = 0; i < chainLength; i++)
         {
@@ -527,6 +528,15 @@ public sealed unsafe class Mmu
         for (int i = 0; i < chainLength; i++) FillLevel(chain + i, linear, walkedSize, walked, knownAbsent: i < searchedAndMissed);
         offsetMask = walkedSize.Bytes() - 1;
         return ref walked;
+    }
+
+    /// <summary>The levels an access of <paramref name="kind"/> looks up, first level first.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    ChainLevel* ChainFor(AccessKind kind, out int length)
+    {
+        bool fetch = kind == AccessKind.Fetch;
+        length = fetch ? fetchChainLength : dataChainLength;
+        return fetch ? fetchChain : dataChain;
     }
 
     void FillLevel(ChainLevel* level, ulong linear, PageSize size, in TlbEntryData entry, bool knownAbsent)
@@ -841,22 +851,21 @@ public sealed unsafe class Mmu
     /// </summary>
     public void RecordRepeatedHits(ulong linear, AccessKind kind, long count)
     {
-        int[] chain = kind == AccessKind.Fetch ? fetchChain : dataChain;
-        if (count <= 0 || chain.Length == 0) return;
-        int li = chain[0];
-        var level = levels[li];
-        if (!level.Lookup(linear, pcid, out int array, out int index, out var size)) return;
-        level.Arrays[array].Touch(index);
-        var counters = Counters.Levels[li];
+        ChainLevel* chain = ChainFor(kind, out int length);
+        if (count <= 0 || length == 0) return;
+        int probe = TlbLevel.Search(chain->Probes, chain->ProbeCount, linear, pcid, out int index);
+        if (probe < 0) return;
+        chain->Probes[probe].Array->Touch(index);
+        var counters = levelCounters[chain->Level];
         counters.Lookups += count;
-        counters.HitsBySize[(int)size] += count;
+        counters.HitsBySize[(int)chain->Probes[probe].Size] += count;
     }
 
     /// <summary>Index in <see cref="MmuCounters.Levels"/> of the first level an access of <paramref name="kind"/> looks up, or -1.</summary>
     public int FirstLevelFor(AccessKind kind)
     {
-        int[] chain = kind == AccessKind.Fetch ? fetchChain : dataChain;
-        return chain.Length == 0 ? -1 : chain[0];
+        ChainLevel* chain = ChainFor(kind, out int length);
+        return length == 0 ? -1 : chain->Level;
     }
 
     /// <summary>Marks a frame as holding instructions the CPU has decoded and cached.</summary>

@@ -102,9 +102,6 @@ internal sealed unsafe class TlbArray
         ArrayIndex = arrayIndex,
     };
 
-    /// <summary>Records a use of the entry for the replacement policy.</summary>
-    public void Touch(int index) => State->Touch(index);
-
     /// <summary>
     /// Invalidates entries for the page containing <paramref name="linear"/> that match the filter. A fractured entry
     /// goes when any address of the page the paging structures map is named, not only its own piece (SDM 4.10.2.3).

@@ -61,15 +61,6 @@ internal sealed unsafe class TlbLevel
         return -1;
     }
 
-    /// <summary><see cref="Search"/> of this level, for callers off the hot path.</summary>
-    public bool Lookup(ulong linear, ushort pcid, out int array, out int index, out PageSize size)
-    {
-        int probe = Search(Probes, ProbeCount, linear, pcid, out index);
-        array = probe < 0 ? -1 : Probes[probe].ArrayIndex;
-        size = probe < 0 ? default : Probes[probe].Size;
-        return probe >= 0;
-    }
-
     /// <summary>
     /// Where a translation of <paramref name="size"/> is cached: the array (null when this level holds no suitable
     /// size) and the size it is stored at (smaller when the level fractures the page).
