@@ -87,10 +87,7 @@ int main(void)
     int ready[2], go[2];
     if (pipe(ready) != 0 || pipe(go) != 0)
         die("pipe");
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork");
+    pid_t pid = fork_or_die();
     if (pid == 0) {
         fill_pattern(d[0], H, 400);
         fill_pattern(d[2], H, 402);

@@ -65,10 +65,7 @@ int main(int argc, char **argv)
         }
         int child_status = -1;
         if (pass % 2 == 0) {
-            fflush(stdout);
-            pid_t pid = fork();
-            if (pid < 0)
-                die("fork");
+            pid_t pid = fork_or_die();
             if (pid == 0) {
                 size_t bad = verify(words, pages, zapped, seed, pass);
                 for (size_t i = 0; i < pages * WORDS_PER_PAGE; i++)

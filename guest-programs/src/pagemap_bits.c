@@ -60,10 +60,7 @@ int main(void)
     int to_child[2], to_parent[2];
     if (pipe(to_child) != 0 || pipe(to_parent) != 0)
         die("pipe");
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork");
+    pid_t pid = fork_or_die();
     if (pid == 0) {
         char c;
         _exit(read(to_child[0], &c, 1) == 1 ? 0 : 1);
