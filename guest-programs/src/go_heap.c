@@ -121,7 +121,7 @@ int main(int argc, char **argv)
             } else if (in_use * 100 >= CHUNK_PAGES * DENSE_PERCENT) {
                 errno = 0;
                 uint64_t start = now_ns();
-                int ret = madvise(chunk, CHUNK, advice);
+                int ret = madvise_settled(chunk, CHUNK, advice);
                 int err = errno;
                 record(&collapse_stats, ret, err, now_ns() - start);
                 dense++;

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,11 +106,30 @@ static inline void print_result(const char *label, long ret, int err)
         printf("%s = %ld\n", label, ret);
 }
 
-/* Calls madvise and prints its result under the given label; returns the result. */
+/* madvise, except that a MADV_COLLAPSE failing with EAGAIN is retried a few times. EAGAIN is
+ * Linux's transient outcome (a page locked, isolated or pinned by someone else for a moment:
+ * khugepaged scanning the same range, a migration, a per-CPU LRU batch), and retrying is what
+ * madvise(2) tells a caller to do. Without this, a native run's output would depend on what
+ * else the host did at that instant; a persistent EAGAIN still shows. Each retry is noted on
+ * stderr, which the differential tests do not compare. */
+static inline int madvise_settled(void *addr, size_t len, int advice)
+{
+    enum { COLLAPSE_RETRIES = 8 };
+    int ret = madvise(addr, len, advice);
+    for (int retry = 1; ret != 0 && errno == EAGAIN && advice == MADV_COLLAPSE && retry <= COLLAPSE_RETRIES; retry++) {
+        fprintf(stderr, "note: MADV_COLLAPSE at %p: EAGAIN, retry %d\n", addr, retry);
+        sched_yield();
+        ret = madvise(addr, len, advice);
+    }
+    return ret;
+}
+
+/* Calls madvise (settled, see above) and prints its result under the given label; returns the
+ * result. */
 static inline int madvise_print(const char *label, void *addr, size_t len, int advice)
 {
     errno = 0;
-    int ret = madvise(addr, len, advice);
+    int ret = madvise_settled(addr, len, advice);
     print_result(label, ret, errno);
     return ret;
 }
