@@ -13,33 +13,52 @@ public enum PhysicalAccessStatus : byte
 }
 
 /// <summary>
-/// Guest physical memory, backed lazily in 2 MiB-aligned host chunks so that a 2 MiB guest frame
-/// is one contiguous host span and every 4 KiB frame is a span inside one chunk (DESIGN.md point 4).
-/// Untouched chunks cost nothing; a chunk is allocated zeroed on its first access.
+/// Guest physical memory: one host address range reserved for all of it (an anonymous mmap with MAP_NORESERVE), which
+/// the host kernel backs with zeroed pages on first touch, so untouched memory costs nothing and a frame of any size is
+/// one contiguous host span (DESIGN.md point 4). Being contiguous, a physical address becomes a host address by one
+/// addition: a page walk reads each entry without first loading the pointer of the chunk that holds it, which would
+/// put a second dependent load on every step of the walk. The 2 MiB chunks the emulator has reached are still counted
+/// (<see cref="BackedBytes"/>), in the same deterministic way whatever the host does with the pages.
 /// </summary>
-public sealed unsafe class PhysicalMemory : IDisposable
+public sealed unsafe partial class PhysicalMemory : IDisposable
 {
-    /// <summary>log2 of the host backing chunk: one chunk per 2 MiB huge frame.</summary>
+    /// <summary>log2 of the accounting chunk: one chunk per 2 MiB huge frame.</summary>
     public const int ChunkBits = 21;
     public const ulong ChunkSize = 1UL << ChunkBits;
     const ulong ChunkOffsetMask = ChunkSize - 1;
 
-    readonly byte*[] chunks;
+    readonly byte* host;
+    readonly ulong[] reachedChunks; // bit per chunk a host pointer was handed out into
     bool disposed;
 
     /// <param name="size">Bytes of physical memory; a multiple of 2 MiB, at most 1 TiB.</param>
+    /// <exception cref="OutOfMemoryException">The host refused to reserve the address range.</exception>
     public PhysicalMemory(ulong size)
     {
         if (size == 0 || (size & ChunkOffsetMask) != 0 || size > (1UL << 40))
             throw new ArgumentOutOfRangeException(nameof(size), size, "physical memory must be a non-zero multiple of 2 MiB, at most 1 TiB");
         Size = size;
-        chunks = new byte*[size >> ChunkBits];
+        reachedChunks = new ulong[((size >> ChunkBits) + 63) / 64];
+        nint mapped = Mmap(0, (nuint)size, ProtRead | ProtWrite, MapPrivate | MapAnonymous | MapNoReserve, -1, 0);
+        if (mapped == MapFailed)
+            throw new OutOfMemoryException($"the host refused to reserve {size} bytes of address space for guest physical memory (errno {Marshal.GetLastPInvokeError()})");
+        host = (byte*)mapped;
     }
+
+    const int ProtRead = 1, ProtWrite = 2;
+    const int MapPrivate = 0x02, MapAnonymous = 0x20, MapNoReserve = 0x4000;
+    const nint MapFailed = -1;
+
+    [LibraryImport("libc", EntryPoint = "mmap", SetLastError = true)]
+    private static partial nint Mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
+
+    [LibraryImport("libc", EntryPoint = "munmap", SetLastError = true)]
+    private static partial int Munmap(nint address, nuint length);
 
     /// <summary>Configured size in bytes. Physical addresses [0, Size) are valid.</summary>
     public ulong Size { get; }
 
-    /// <summary>Host bytes currently backing guest memory (chunks touched so far).</summary>
+    /// <summary>Guest memory reached so far, in whole 2 MiB chunks: what backing the guest's use has called for.</summary>
     public ulong BackedBytes { get; private set; }
 
     /// <summary>True when [address, address + length) lies inside physical memory; written so it cannot overflow.</summary>
@@ -47,16 +66,18 @@ public sealed unsafe class PhysicalMemory : IDisposable
     public bool Contains(ulong address, ulong length) => address < Size && length <= Size - address;
 
     /// <summary>
-    /// Host pointer to the byte at <paramref name="address"/>; valid for the rest of its 2 MiB chunk.
-    /// The caller has checked <see cref="Contains"/>.
+    /// Host pointer to the byte at <paramref name="address"/>; memory is contiguous, but a caller that may use it beyond
+    /// the address's 2 MiB chunk says so through <see cref="Span"/>, <see cref="Read"/> or <see cref="Write"/>, which
+    /// count every chunk they reach. The caller has checked <see cref="Contains"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public byte* PointerTo(ulong address)
     {
-        byte* chunk = chunks[address >> ChunkBits];
-        if (chunk == null)
-            chunk = Allocate(address >> ChunkBits);
-        return chunk + (address & ChunkOffsetMask);
+        ulong chunk = address >> ChunkBits;
+        // The test is a predicted branch, not a link in the address's dependency chain.
+        if ((reachedChunks[chunk >> 6] & (1UL << (int)(chunk & 63))) == 0)
+            Reach(chunk);
+        return host + address;
     }
 
     /// <summary>A host span of <paramref name="length"/> bytes that must not cross a 2 MiB chunk (a frame of any size qualifies).</summary>
@@ -68,37 +89,23 @@ public sealed unsafe class PhysicalMemory : IDisposable
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    byte* Allocate(ulong chunkIndex)
+    void Reach(ulong chunk)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
-        var chunk = (byte*)NativeMemory.AlignedAlloc((nuint)ChunkSize, 4096);
-        NativeMemory.Clear(chunk, (nuint)ChunkSize);
-        chunks[chunkIndex] = chunk;
+        reachedChunks[chunk >> 6] |= 1UL << (int)(chunk & 63);
         BackedBytes += ChunkSize;
-        return chunk;
     }
 
-    /// <summary>Reads an aligned or unaligned 8-byte little-endian value; page-table entries are read this way.</summary>
+    /// <summary>
+    /// Reads an aligned or unaligned 8-byte little-endian value; page-table entries are read this way. A read reaches no
+    /// chunk: memory nobody has written reads as zeros either way, and the walker's reads stay one load each.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public PhysicalAccessStatus TryRead64(ulong address, out ulong value)
     {
         if (!Contains(address, 8)) { value = 0; return PhysicalAccessStatus.OutOfRange; }
-        if ((address & ChunkOffsetMask) <= ChunkSize - 8)
-        {
-            value = Unsafe.ReadUnaligned<ulong>(PointerTo(address));
-            return PhysicalAccessStatus.Ok;
-        }
-        value = ReadAcrossChunks64(address);
+        value = Unsafe.ReadUnaligned<ulong>(host + address);
         return PhysicalAccessStatus.Ok;
-    }
-
-    // Kept out of line: the walker inlines TryRead64 for every entry it reads, and only unaligned reads get here.
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    ulong ReadAcrossChunks64(ulong address)
-    {
-        Span<byte> bytes = stackalloc byte[8];
-        Read(address, bytes);
-        return BinaryPrimitives.ReadUInt64LittleEndian(bytes);
     }
 
     /// <summary>Writes an aligned or unaligned 8-byte little-endian value.</summary>
@@ -106,19 +113,9 @@ public sealed unsafe class PhysicalMemory : IDisposable
     public PhysicalAccessStatus TryWrite64(ulong address, ulong value)
     {
         if (!Contains(address, 8)) return PhysicalAccessStatus.OutOfRange;
-        if ((address & ChunkOffsetMask) <= ChunkSize - 8)
-            Unsafe.WriteUnaligned(PointerTo(address), value);
-        else
-            WriteAcrossChunks64(address, value);
+        if ((address & ChunkOffsetMask) > ChunkSize - 8) PointerTo(address + 7); // the value's last bytes are in the next chunk
+        Unsafe.WriteUnaligned(PointerTo(address), value);
         return PhysicalAccessStatus.Ok;
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    void WriteAcrossChunks64(ulong address, ulong value)
-    {
-        Span<byte> bytes = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(bytes, value);
-        Write(address, bytes);
     }
 
     /// <summary>Reads 1..8 bytes (little-endian, zero-extended) at any alignment.</summary>
@@ -177,14 +174,7 @@ public sealed unsafe class PhysicalMemory : IDisposable
     {
         if (disposed) return;
         disposed = true;
-        for (int i = 0; i < chunks.Length; i++)
-        {
-            if (chunks[i] != null)
-            {
-                NativeMemory.AlignedFree(chunks[i]);
-                chunks[i] = null;
-            }
-        }
+        Munmap((nint)host, (nuint)Size);
         GC.SuppressFinalize(this);
     }
 

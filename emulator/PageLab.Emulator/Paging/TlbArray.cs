@@ -226,19 +226,36 @@ internal unsafe struct TlbArrayState
     /// </summary>
     public void Insert(int index, ulong linear, PageSize size, ushort pcid, in TlbEntryData entry)
     {
+        // The shape is read into locals once: stores through the array pointers below could alias this struct, so the
+        // JIT would otherwise reload every field after each of them.
+        int strideBits = StrideBits;
+        int set, way;
         if (index < 0)
         {
-            int start = ((int)TlbTag.PageNumber(linear, size) & SetMask) << StrideBits;
-            index = start + Victim(start);
+            set = (int)TlbTag.PageNumber(linear, size) & SetMask;
+            way = Victim(set, strideBits);
+            index = (set << strideBits) + way;
         }
+        else
+        {
+            set = index >> strideBits;
+            way = index & ((1 << strideBits) - 1);
+        }
+        TlbEntryData* slot = Data + index;
         ulong old = Tags[index];
-        if (old != 0) Forget(index, old);
+        int fractured = entry.MappedSize != size ? 1 : 0;
+        if (old != 0)
+        {
+            var oldSize = TlbTag.SizeOf(old);
+            ValidBySize[(int)oldSize]--;
+            if (slot->MappedSize != oldSize) fractured--;
+        }
         ValidBySize[(int)size]++;
-        if (entry.MappedSize != size) FracturedEntries++;
-        ValidWays[ValidWayWord(index)] |= ValidWayBit(index);
+        FracturedEntries += fractured;
+        ValidWays[set * 2 + (way >> 6)] |= 1UL << (way & 63);
         bool isGlobal = (entry.Attributes & TranslationAttributes.Global) != 0;
         Tags[index] = TlbTag.For(linear, size) | (isGlobal ? TlbTag.GlobalBit : TlbTag.Pcid(pcid));
-        Data[index] = entry;
+        *slot = entry;
         Touch(index);
     }
 
@@ -262,10 +279,9 @@ internal unsafe struct TlbArrayState
 
     readonly ulong ValidWayBit(int index) => 1UL << (index & (Stride - 1) & 63);
 
-    /// <summary>The way to replace in the set at <paramref name="start"/>: the first empty way, else the policy's choice.</summary>
-    int Victim(int start)
+    /// <summary>The way to replace in <paramref name="set"/>: the first empty way, else the policy's choice.</summary>
+    int Victim(int set, int strideBits)
     {
-        int set = start >> StrideBits;
         ulong empty = ~ValidWays[set * 2] & WaysMaskLow;
         if (empty != 0) return BitOperations.TrailingZeroCount(empty);
         empty = ~ValidWays[set * 2 + 1] & WaysMaskHigh;
@@ -275,7 +291,7 @@ internal unsafe struct TlbArrayState
             case TlbReplacement.TreePlru:
                 return PlruVictim(set);
             case TlbReplacement.Lru:
-                return LeastRecentlyUsed(start);
+                return LeastRecentlyUsed(set << strideBits);
             default:
                 RandomState ^= RandomState << 13;
                 RandomState ^= RandomState >> 7;
