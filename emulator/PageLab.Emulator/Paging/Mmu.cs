@@ -25,12 +25,15 @@ public sealed unsafe class Mmu
     readonly int fetchChainLength;
     readonly int dataChainLength;
     readonly ChainLevel[] chainStorage;
-    // Indexed by PagingLevel of the cached entry: [2] PDE cache ... [5] PML5E cache.
+    // Indexed by PagingLevel of the cached entry: [2] PDE cache ... [5] PML5E cache; their states, pinned, for the walk.
     readonly PagingStructureCache[] structureCaches = new PagingStructureCache[6];
+    readonly nint[] structureCacheStateStorage = GC.AllocateArray<nint>(6, pinned: true);
+    readonly PagingStructureCacheState** structureCacheStates;
     readonly ulong[] codeFrames;
     // Per level (x2: without / with PS) the entry bits that must be 0: bits 51:MAXPHYADDR, bit 63 without NXE, and
     // the level's own. Recomputed when NXE changes.
-    readonly ulong[] reservedBits = new ulong[12];
+    readonly ulong[] reservedBitsStorage = GC.AllocateArray<ulong>(12, pinned: true);
+    readonly ulong* reservedBits;
     readonly ulong addressMask; // bits MAXPHYADDR-1:12
     AccessContext context;
     ushort pcid;
@@ -140,9 +143,12 @@ public sealed unsafe class Mmu
         structureCaches[3] = new PagingStructureCache(PagingLevel.Pdpt, psc.PdptEntries);
         structureCaches[4] = new PagingStructureCache(PagingLevel.Pml4, psc.Pml4Entries);
         structureCaches[5] = new PagingStructureCache(PagingLevel.Pml5, psc.Pml5Entries);
+        structureCacheStates = (PagingStructureCacheState**)Unsafe.AsPointer(ref structureCacheStateStorage[0]);
+        for (int i = 2; i < structureCaches.Length; i++) structureCacheStates[i] = structureCaches[i].State;
         Counters = new MmuCounters(tlb.Levels.Select(l => l.Name));
         levelCounters = Counters.Levels;
         codeFrames = new ulong[((memory.Size >> PagingConstants.PageBits) + 63) / 64];
+        reservedBits = (ulong*)Unsafe.AsPointer(ref reservedBitsStorage[0]);
         ApplyFlags(flags);
     }
 
@@ -600,10 +606,15 @@ public sealed unsafe class Mmu
     /// </summary>
     TranslationFault Walk(ulong linear, AccessKind kind, out TlbEntryData entry, out PageSize size, bool commit, out WalkTrail trail)
     {
-        entry = default;
-        size = PageSize.Size4K;
+        Unsafe.SkipInit(out entry); // written only on success; callers read it only then
         Unsafe.SkipInit(out trail); // only the steps counted below are ever read
-        trail.Steps = 0;
+        size = PageSize.Size4K;
+        // What the loop reads lives in locals: its stores into the trail could alias any field, so the JIT would
+        // reload fields after each of them.
+        ulong* reserved = reservedBits;
+        ulong tableMask = addressMask;
+        ulong lastEntryAddress = Memory.Size - PagingConstants.EntrySize;
+        byte* host = Memory.HostBase;
         int level = (context.Flags & ControlFlags.La57) != 0 ? 5 : 4;
         ulong table = RootTable;
         // R/W and U/S are ANDed down the levels, XD ORed; kept as the entries' own bits (1, 2 and 63).
@@ -613,38 +624,47 @@ public sealed unsafe class Mmu
             Counters.Walks++;
             for (int cached = 2; cached <= level; cached++)
             {
-                if (structureCaches[cached].TryGet(linear, pcid, out ulong next, out var cachedRights))
-                {
-                    Counters.PagingStructureCacheHits[cached]++;
-                    table = next;
-                    allowed = (ulong)(cachedRights & (TranslationAttributes.Writable | TranslationAttributes.User)) << 1;
-                    executeDisable = (cachedRights & TranslationAttributes.ExecuteDisable) != 0 ? PageTableEntry.ExecuteDisableBit : 0;
-                    level = cached - 1;
-                    break;
-                }
+                PagingStructureCacheState* cache = structureCacheStates[cached];
+                int hit = cache->Find(cache->KeyFor(linear, pcid));
+                if (hit < 0) continue;
+                cache->Touch(hit);
+                Counters.PagingStructureCacheHits[cached]++;
+                table = cache->NextTables[hit];
+                var cachedRights = (TranslationAttributes)cache->Rights[hit];
+                allowed = (ulong)(cachedRights & (TranslationAttributes.Writable | TranslationAttributes.User)) << 1;
+                executeDisable = (cachedRights & TranslationAttributes.ExecuteDisable) != 0 ? PageTableEntry.ExecuteDisableBit : 0;
+                level = cached - 1;
+                break;
             }
         }
         trail.StartLevel = (PagingLevel)level;
+        ref ulong addresses = ref trail.Addresses[0];
+        ref ulong entries = ref trail.Entries[0];
+        ref TranslationAttributes rightsByStep = ref trail.Rights[0];
+        int steps = 0;
         var fault = TranslationFault.None;
         ulong raw;
         while (true)
         {
-            ulong address = table + ((linear >> (3 + 9 * level)) & (PagingConstants.EntriesPerTable - 1)) * PagingConstants.EntrySize;
-            if (Memory.TryRead64(address, out raw) != PhysicalAccessStatus.Ok)
+            // The entry index is linear bits 12 + 9 * (level - 1) up; shifting 3 less leaves it multiplied by the entry size.
+            ulong address = table + ((linear >> (PagingConstants.LevelBits * level)) & ((PagingConstants.EntriesPerTable - 1) * PagingConstants.EntrySize));
+            if (address > lastEntryAddress)
             {
+                raw = 0;
                 fault = new TranslationFault(TranslationFaultKind.MachineCheck, linear, PageFaultErrorCode.None);
                 break;
             }
-            int step = trail.Steps++;
-            trail.Addresses[step] = address;
-            trail.Entries[step] = raw;
+            raw = *(ulong*)(host + address);
+            Unsafe.Add(ref addresses, steps) = address;
+            Unsafe.Add(ref entries, steps) = raw;
+            steps++;
             if ((raw & PageTableEntry.PresentBit) == 0)
             {
                 fault = new TranslationFault(TranslationFaultKind.PageFault, linear, AccessRights.BaseErrorCode(kind, context));
                 break;
             }
             bool pageSize = (raw & PageTableEntry.PageSizeBit) != 0;
-            if ((raw & reservedBits[level * 2 + (pageSize ? 1 : 0)]) != 0)
+            if ((raw & reserved[level * 2 + (pageSize ? 1 : 0)]) != 0)
             {
                 fault = new TranslationFault(TranslationFaultKind.PageFault, linear,
                     AccessRights.BaseErrorCode(kind, context) | PageFaultErrorCode.Present | PageFaultErrorCode.ReservedBit);
@@ -652,16 +672,17 @@ public sealed unsafe class Mmu
             }
             allowed &= raw;
             executeDisable |= raw & PageTableEntry.ExecuteDisableBit;
-            trail.Rights[step] = RightsOf(allowed, executeDisable);
+            Unsafe.Add(ref rightsByStep, steps - 1) = RightsOf(allowed, executeDisable);
             if (level == 1 || (pageSize && level <= 3))
                 break;
-            table = raw & addressMask;
+            table = raw & tableMask;
             level--;
         }
+        trail.Steps = steps;
         if (!fault.IsFault)
         {
             size = (PageSize)(level - 1);
-            var rights = trail.Rights[trail.Steps - 1];
+            var rights = RightsOf(allowed, executeDisable);
             byte key = protectionKeysOn ? (byte)((raw & PageTableEntry.ProtectionKeyMask) >> PageTableEntry.ProtectionKeyShift) : (byte)0;
             var error = CheckAccess(rights, key, kind);
             if (error != PageFaultErrorCode.None)
@@ -670,7 +691,7 @@ public sealed unsafe class Mmu
             }
             else
             {
-                ulong pageBase = raw & addressMask & ~(size.Bytes() - 1);
+                ulong pageBase = raw & tableMask & ~(size.Bytes() - 1);
                 if (commit) CommitWalk(linear, kind, size, ref trail);
                 if ((raw & PageTableEntry.DirtyBit) != 0 || kind == AccessKind.Write) rights |= TranslationAttributes.Dirty;
                 if ((raw & PageTableEntry.GlobalBit) != 0 && (context.Flags & ControlFlags.PageGlobalEnable) != 0) rights |= TranslationAttributes.Global;
@@ -686,10 +707,10 @@ public sealed unsafe class Mmu
         }
         if (commit)
         {
-            Counters.WalkMemoryReferences += trail.Steps;
+            Counters.WalkMemoryReferences += steps;
             if (fault.Kind == TranslationFaultKind.MachineCheck) Counters.MachineChecks++;
             else if (fault.IsFault) PageFault(linear, fault.ErrorCode);
-            if (observer is not null) observer.OnWalk(RecordOf(linear, kind, fault, size, entry.PhysicalBase, trail));
+            if (observer is not null) observer.OnWalk(RecordOf(linear, kind, fault, size, fault.IsFault ? 0 : entry.PhysicalBase, trail));
         }
         return fault;
     }
@@ -703,9 +724,11 @@ public sealed unsafe class Mmu
     void CommitWalk(ulong linear, AccessKind kind, PageSize size, ref WalkTrail trail)
     {
         int leaf = trail.Steps - 1;
+        ref ulong entries = ref trail.Entries[0];
+        ref TranslationAttributes rightsByStep = ref trail.Rights[0];
         for (int i = 0; i <= leaf; i++)
         {
-            ulong raw = trail.Entries[i];
+            ulong raw = Unsafe.Add(ref entries, i);
             ulong wanted = raw | PageTableEntry.AccessedBit;
             if (i == leaf && kind == AccessKind.Write) wanted |= PageTableEntry.DirtyBit;
             if (wanted == raw) continue;
@@ -715,11 +738,12 @@ public sealed unsafe class Mmu
         }
         // Cache the non-leaf entries just used (all now have A = 1, as the SDM requires of cached entries). The walk
         // started below the first cache that hit, and every cache below that one was searched and missed.
-        for (int i = 0; i < leaf; i++)
+        int level = (int)trail.StartLevel;
+        for (int i = 0; i < leaf; i++, level--)
         {
-            int level = (int)trail.LevelOf(i);
-            if (level >= 2)
-                structureCaches[level].InsertAbsent(linear, pcid, trail.Entries[i] & addressMask, trail.Rights[i]);
+            if (level < 2) break;
+            PagingStructureCacheState* cache = structureCacheStates[level];
+            cache->InsertAbsent(cache->KeyFor(linear, pcid), Unsafe.Add(ref entries, i) & addressMask, Unsafe.Add(ref rightsByStep, i));
         }
         Counters.WalksBySize[(int)size]++;
     }
