@@ -604,6 +604,7 @@ public sealed unsafe class Mmu
     /// A/D bits are set only when the translation succeeds: the SDM allows either, and kvm-unit-tests'
     /// access.c expects untouched entries after a faulting access.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // into the lookup: one frame for the whole miss
     TranslationFault Walk(ulong linear, AccessKind kind, out TlbEntryData entry, out PageSize size, bool commit, out WalkTrail trail)
     {
         Unsafe.SkipInit(out entry); // written only on success; callers read it only then

@@ -230,10 +230,11 @@ internal unsafe struct TlbArrayState
         // JIT would otherwise reload every field after each of them.
         int strideBits = StrideBits;
         int set, way;
+        ulong plruAfterTouch = 0; // the set's tree-PLRU bits once the victim is touched, when the descent gave them
         if (index < 0)
         {
             set = (int)TlbTag.PageNumber(linear, size) & SetMask;
-            way = Victim(set, strideBits);
+            way = Victim(set, strideBits, ref plruAfterTouch);
             index = (set << strideBits) + way;
         }
         else
@@ -243,20 +244,37 @@ internal unsafe struct TlbArrayState
         }
         TlbEntryData* slot = Data + index;
         ulong old = Tags[index];
-        int fractured = entry.MappedSize != size ? 1 : 0;
-        if (old != 0)
+        // Counts change only where sizes differ: a read-modify-write of a counter picked by a loaded value, followed by
+        // one of the counter the new size picks, makes the CPU wait to learn whether the two are the same.
+        if (old == 0)
+        {
+            ValidBySize[(int)size]++;
+            ValidWays[set * 2 + (way >> 6)] |= 1UL << (way & 63);
+            if (entry.MappedSize != size) FracturedEntries++;
+        }
+        else
         {
             var oldSize = TlbTag.SizeOf(old);
-            ValidBySize[(int)oldSize]--;
-            if (slot->MappedSize != oldSize) fractured--;
+            if (oldSize != size)
+            {
+                ValidBySize[(int)oldSize]--;
+                ValidBySize[(int)size]++;
+            }
+            int fractured = (entry.MappedSize != size ? 1 : 0) - (slot->MappedSize != oldSize ? 1 : 0);
+            if (fractured != 0) FracturedEntries += fractured;
         }
-        ValidBySize[(int)size]++;
-        FracturedEntries += fractured;
-        ValidWays[set * 2 + (way >> 6)] |= 1UL << (way & 63);
         bool isGlobal = (entry.Attributes & TranslationAttributes.Global) != 0;
         Tags[index] = TlbTag.For(linear, size) | (isGlobal ? TlbTag.GlobalBit : TlbTag.Pcid(pcid));
         *slot = entry;
-        Touch(index);
+        if (plruAfterTouch != 0)
+        {
+            PlruBits[set * 2] = plruAfterTouch;
+            LastTouched = index;
+        }
+        else
+        {
+            Touch(index);
+        }
     }
 
     /// <summary>Invalidates one entry.</summary>
@@ -279,8 +297,12 @@ internal unsafe struct TlbArrayState
 
     readonly ulong ValidWayBit(int index) => 1UL << (index & (Stride - 1) & 63);
 
-    /// <summary>The way to replace in <paramref name="set"/>: the first empty way, else the policy's choice.</summary>
-    int Victim(int set, int strideBits)
+    /// <summary>
+    /// The way to replace in <paramref name="set"/>: the first empty way, else the policy's choice. A tree-PLRU descent
+    /// that ends on a real way also gives the set's bits after that way is touched (<paramref name="plruAfterTouch"/>,
+    /// else left 0): the fill then stores them instead of touching the way again.
+    /// </summary>
+    int Victim(int set, int strideBits, ref ulong plruAfterTouch)
     {
         ulong empty = ~ValidWays[set * 2] & WaysMaskLow;
         if (empty != 0) return BitOperations.TrailingZeroCount(empty);
@@ -289,7 +311,7 @@ internal unsafe struct TlbArrayState
         switch (Replacement)
         {
             case TlbReplacement.TreePlru:
-                return PlruVictim(set);
+                return PlruVictim(set, ref plruAfterTouch);
             case TlbReplacement.Lru:
                 return LeastRecentlyUsed(set << strideBits);
             default:
@@ -339,18 +361,30 @@ internal unsafe struct TlbArrayState
         if (PlruLeaves > 64) bits[1] = (bits[1] & ~PlruTouchClear[way * 2 + 1]) | PlruTouchSet[way * 2 + 1];
     }
 
-    readonly int PlruVictim(int set)
+    readonly int PlruVictim(int set, ref ulong plruAfterTouch)
     {
         // Branch-free descent: which way each node points is as good as random, so a branch on it would mispredict.
         ulong low64 = PlruBits[set * 2], high64 = PlruBits[set * 2 + 1];
         int node = 0, way = 0;
+        ulong path = 0; // the nodes visited below 64
         for (int span = PlruLeaves >> 1; span > 0; span >>= 1)
         {
             ulong word = node < 64 ? low64 : high64;
             int right = (int)(word >> node) & 1;
+            path |= node < 64 ? 1UL << node : 0;
             way += span & -right;
             node = 2 * node + 1 + right;
         }
-        return Math.Min(way, Ways - 1); // leaves beyond the real ways fold onto the last way
+        // Every node on the path points towards the victim; touching it points each away, which flips exactly those
+        // bits. A descent ending beyond the real ways folds onto the last way, whose path is another one.
+        if (PlruLeaves > 64) return Math.Min(way, Ways - 1);
+        if (way < Ways)
+        {
+            plruAfterTouch = low64 ^ path;
+            return way;
+        }
+        way = Ways - 1;
+        plruAfterTouch = (low64 & ~PlruTouchClear[way * 2]) | PlruTouchSet[way * 2];
+        return way;
     }
 }
