@@ -643,6 +643,7 @@ public sealed unsafe class Mmu
         ref ulong entries = ref trail.Entries[0];
         ref TranslationAttributes rightsByStep = ref trail.Rights[0];
         int steps = 0;
+        ulong entriesAnded = ulong.MaxValue;
         var fault = TranslationFault.None;
         ulong raw;
         while (true)
@@ -672,6 +673,7 @@ public sealed unsafe class Mmu
                 break;
             }
             allowed &= raw;
+            entriesAnded &= raw;
             executeDisable |= raw & PageTableEntry.ExecuteDisableBit;
             Unsafe.Add(ref rightsByStep, steps - 1) = RightsOf(allowed, executeDisable);
             if (level == 1 || (pageSize && level <= 3))
@@ -693,7 +695,7 @@ public sealed unsafe class Mmu
             else
             {
                 ulong pageBase = raw & tableMask & ~(size.Bytes() - 1);
-                if (commit) CommitWalk(linear, kind, size, ref trail);
+                if (commit) CommitWalk(linear, kind, size, ref trail, entriesAnded);
                 if ((raw & PageTableEntry.DirtyBit) != 0 || kind == AccessKind.Write) rights |= TranslationAttributes.Dirty;
                 if ((raw & PageTableEntry.GlobalBit) != 0 && (context.Flags & ControlFlags.PageGlobalEnable) != 0) rights |= TranslationAttributes.Global;
                 entry = new TlbEntryData
@@ -721,13 +723,19 @@ public sealed unsafe class Mmu
     static TranslationAttributes RightsOf(ulong allowed, ulong executeDisable) =>
         (TranslationAttributes)(((allowed >> 1) & 3) | ((executeDisable >> 61) & 4));
 
-    /// <summary>A successful walk's side effects: A on every entry used and D on the leaf of a write, paging-structure-cache fills.</summary>
-    void CommitWalk(ulong linear, AccessKind kind, PageSize size, ref WalkTrail trail)
+    /// <summary>
+    /// A successful walk's side effects: A on every entry used and D on the leaf of a write, paging-structure-cache
+    /// fills. <paramref name="entriesAnded"/> is the entries read, ANDed: when every A bit is set and a write finds D
+    /// set, no entry is written (the common case, checked without a pass over the entries).
+    /// </summary>
+    void CommitWalk(ulong linear, AccessKind kind, PageSize size, ref WalkTrail trail, ulong entriesAnded)
     {
         int leaf = trail.Steps - 1;
         ref ulong entries = ref trail.Entries[0];
         ref TranslationAttributes rightsByStep = ref trail.Rights[0];
-        for (int i = 0; i <= leaf; i++)
+        bool bitsToSet = (entriesAnded & PageTableEntry.AccessedBit) == 0
+            || (kind == AccessKind.Write && (Unsafe.Add(ref entries, leaf) & PageTableEntry.DirtyBit) == 0);
+        for (int i = 0; bitsToSet && i <= leaf; i++)
         {
             ulong raw = Unsafe.Add(ref entries, i);
             ulong wanted = raw | PageTableEntry.AccessedBit;
