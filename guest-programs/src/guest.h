@@ -155,11 +155,19 @@ static inline pid_t fork_or_die(void)
  * reservation is what makes /proc/self/maps output relative to base deterministic. */
 static inline char *map_region(size_t size, size_t align, int prot)
 {
-    size_t reserve = size + 3 * align;
+    /* The region never crosses a 1 GiB boundary (room for moving it past one is reserved): whether the page
+     * directory above an untouched part exists decides some outcomes (MADV_COLLAPSE reports SCAN_PMD_NULL and goes
+     * on, or SCAN_PMD_NONE and stops), and under ASLR a region would otherwise straddle two page directories now
+     * and then. */
+    const uintptr_t gib = 1UL << 30;
+    size_t reserve = 2 * size + 3 * align;
     char *res = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (res == MAP_FAILED)
         die("mmap reservation");
     uintptr_t base = (((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1)) + align;
+    uintptr_t next_gib = (base + gib) & ~(gib - 1);
+    if (size <= gib && base + size > next_gib)
+        base = next_gib;
     char *region = mmap((void *)base, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (region == MAP_FAILED)
         die("mmap region");

@@ -134,12 +134,30 @@ public class CollapseTests
     }
 
     [Fact]
-    public void Collapse_UntouchedRegion_IsEinval_PmdNone()
+    public void Collapse_UntouchedRegionWithNoPageDirectory_IsEinval_PmdNull()
     {
         using var m = NewMachine();
         m.Space.Map(Base, Base + Huge, ReadWrite, VmaFlags.None, null, 0);
         Assert.Equal(Errno.EINVAL, Advise(m, Base, Huge, MadviseAdvice.Collapse).Error);
-        Assert.Equal(CollapseResult.PmdNone, m.Space.Thp.Engine.Last.Result);
+        Assert.Equal(CollapseResult.PmdNull, m.Space.Thp.Engine.Last.Result);
+    }
+
+    // madvise_collapse tells an untouched region under no page directory (SCAN_PMD_NULL: go on with the next region)
+    // from one whose page directory exists with an empty PMD (SCAN_PMD_NONE: stop). Natively, which one a program
+    // meets depends on where its mapping lands relative to a 1 GiB boundary.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Collapse_UntouchedFirstRegion_GoesOnOnlyWhenNoPageDirectoryCoversIt(bool acrossAGibBoundary)
+    {
+        using var m = NewMachine();
+        ulong start = acrossAGibBoundary ? (1UL << 30) * 3 - Huge : (1UL << 30) * 3;
+        m.Space.Map(start, start + 2 * Huge, ReadWrite, VmaFlags.None, null, 0);
+        Fill(m, start + Huge, start + 2 * Huge, Page);
+        Assert.Equal(Errno.EINVAL, Advise(m, start, 2 * Huge, MadviseAdvice.Collapse).Error);
+        var path = m.Space.Tables.Walk(start + Huge);
+        Assert.Equal(acrossAGibBoundary, path[^1].Level == PagingLevel.PageDirectory && path[^1].Entry.IsLargePage);
+        AssertFilled(m, start + Huge, start + 2 * Huge, Page);
     }
 
     [Fact]

@@ -106,8 +106,9 @@ public sealed class CollapseEngine
         var tables = mm.Tables;
         if (!tables.TryGetPmdAddress(state.Region, allocate: false, out ulong pmdAddress))
         {
-            // Either no PDPT/PD exists (never touched) or a 1 GiB leaf covers it (the model never makes one).
-            return CollapseResult.PmdNone;
+            // No PDPT entry or page directory exists (nothing in this 1 GiB was touched), or a 1 GiB leaf covers it
+            // (the model never makes one): mm_find_pmd returns NULL.
+            return CollapseResult.PmdNull;
         }
         state.PmdAddress = pmdAddress;
         var pmd = tables.Read(pmdAddress);

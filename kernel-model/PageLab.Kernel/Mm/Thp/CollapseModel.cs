@@ -31,7 +31,12 @@ public enum CollapseResult : byte
     Succeeded,
     /// <summary>SCAN_PMD_MAPPED: already a huge PMD; counts as success.</summary>
     PmdMapped,
-    /// <summary>SCAN_PMD_NONE: no page table at all (never touched).</summary>
+    /// <summary>
+    /// SCAN_PMD_NULL: no page directory covers the region (mm_find_pmd finds no PMD to look at: nothing in the
+    /// region's 1 GiB was ever touched). madvise_collapse goes on with the next region.
+    /// </summary>
+    PmdNull,
+    /// <summary>SCAN_PMD_NONE: the page directory exists but the region's PMD is empty (never touched); stops madvise_collapse.</summary>
     PmdNone,
     /// <summary>SCAN_VMA_CHECK: the VMA cannot hold this huge page.</summary>
     VmaCheck,
@@ -73,7 +78,8 @@ public static class CollapseResultRules
 
     /// <summary>madvise_collapse's whitelist: failures after which the remaining regions of the VMA are still tried.</summary>
     public static bool ContinuesWithNextRegion(this CollapseResult result) => result is
-        CollapseResult.PageLocked or CollapseResult.PageCount or CollapseResult.LackReferencedPage or CollapseResult.NoPresentPage;
+        CollapseResult.PmdNull or CollapseResult.PteNonPresent or CollapseResult.PageLocked or CollapseResult.PageCount
+        or CollapseResult.LackReferencedPage or CollapseResult.NoPresentPage;
 
     /// <summary>madvise_collapse_errno.</summary>
     public static Errno ToErrno(this CollapseResult result) => result switch
@@ -89,6 +95,7 @@ public static class CollapseResultRules
     {
         CollapseResult.Succeeded => "SCAN_SUCCEED",
         CollapseResult.PmdMapped => "SCAN_PMD_MAPPED",
+        CollapseResult.PmdNull => "SCAN_PMD_NULL",
         CollapseResult.PmdNone => "SCAN_PMD_NONE",
         CollapseResult.VmaCheck => "SCAN_VMA_CHECK",
         CollapseResult.ExceedNonePte => "SCAN_EXCEED_NONE_PTE",
