@@ -58,12 +58,6 @@ public sealed unsafe partial class PhysicalMemory : IDisposable
     /// <summary>Configured size in bytes. Physical addresses [0, Size) are valid.</summary>
     public ulong Size { get; }
 
-    /// <summary>
-    /// Host address of physical address 0. The page walker reads entries at <c>HostBase + address</c> after its own
-    /// bounds check: the entry reads are the chain every walk waits on, and they reach no chunk (see <see cref="TryRead64"/>).
-    /// </summary>
-    internal byte* HostBase => host;
-
     /// <summary>Guest memory reached so far, in whole 2 MiB chunks: what backing the guest's use has called for.</summary>
     public ulong BackedBytes { get; private set; }
 

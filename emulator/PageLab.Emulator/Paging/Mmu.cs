@@ -614,8 +614,7 @@ public sealed unsafe class Mmu
         // reload fields after each of them.
         ulong* reserved = reservedBits;
         ulong tableMask = addressMask;
-        ulong lastEntryAddress = Memory.Size - PagingConstants.EntrySize;
-        byte* host = Memory.HostBase;
+        var memory = Memory;
         int level = (context.Flags & ControlFlags.La57) != 0 ? 5 : 4;
         ulong table = RootTable;
         // R/W and U/S are ANDed down the levels, XD ORed; kept as the entries' own bits (1, 2 and 63).
@@ -650,13 +649,11 @@ public sealed unsafe class Mmu
         {
             // The entry index is linear bits 12 + 9 * (level - 1) up; shifting 3 less leaves it multiplied by the entry size.
             ulong address = table + ((linear >> (PagingConstants.LevelBits * level)) & ((PagingConstants.EntriesPerTable - 1) * PagingConstants.EntrySize));
-            if (address > lastEntryAddress)
+            if (memory.TryRead64(address, out raw) != PhysicalAccessStatus.Ok)
             {
-                raw = 0;
                 fault = new TranslationFault(TranslationFaultKind.MachineCheck, linear, PageFaultErrorCode.None);
                 break;
             }
-            raw = *(ulong*)(host + address);
             Unsafe.Add(ref addresses, steps) = address;
             Unsafe.Add(ref entries, steps) = raw;
             steps++;
@@ -745,12 +742,12 @@ public sealed unsafe class Mmu
             if (wanted != (raw | PageTableEntry.AccessedBit)) Counters.DirtyBitsSet++;
             Memory.TryWrite64(trail.Addresses[i], wanted);
         }
-        // Cache the non-leaf entries just used (all now have A = 1, as the SDM requires of cached entries). The walk
-        // started below the first cache that hit, and every cache below that one was searched and missed.
+        // Cache the non-leaf entries just used (all now have A = 1, as the SDM requires of cached entries; a non-leaf
+        // entry is at level 2 or above). The walk started below the first cache that hit, and every cache below that
+        // one was searched and missed.
         int level = (int)trail.StartLevel;
         for (int i = 0; i < leaf; i++, level--)
         {
-            if (level < 2) break;
             PagingStructureCacheState* cache = structureCacheStates[level];
             cache->InsertAbsent(cache->KeyFor(linear, pcid), Unsafe.Add(ref entries, i) & addressMask, Unsafe.Add(ref rightsByStep, i));
         }

@@ -22,8 +22,6 @@ internal sealed unsafe class PagingStructureCache
     /// <param name="capacity">Entries; 0 disables the cache.</param>
     public PagingStructureCache(PagingLevel level, int capacity)
     {
-        if (capacity is < 0 or > 64)
-            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "a paging-structure cache holds 0..64 entries");
         Level = level;
         int padded = (capacity + 7) & ~7;
         // Keys, then next tables, rights and the recency list (three ints per entry: newer, older, free stack); 8 spare
@@ -133,9 +131,6 @@ internal unsafe struct PagingStructureCacheState
         return -1;
     }
 
-    /// <summary>Records a use of entry <paramref name="entry"/> (a walk started from it).</summary>
-    public void Touch(int entry) => MakeNewest(entry);
-
     /// <summary>Caches an entry the caller knows is not cached (its search just missed): no search.</summary>
     public void InsertAbsent(ulong key, ulong nextTable, TranslationAttributes rights)
     {
@@ -145,7 +140,7 @@ internal unsafe struct PagingStructureCacheState
         Keys[entry] = key;
         NextTables[entry] = nextTable;
         Rights[entry] = (ulong)rights;
-        MakeNewest(entry);
+        Touch(entry);
     }
 
     /// <summary>Empties one entry.</summary>
@@ -156,8 +151,11 @@ internal unsafe struct PagingStructureCacheState
         Free[FreeCount++] = entry;
     }
 
-    /// <summary>Moves an entry (in the list or just taken from the free stack) to the most recently used end.</summary>
-    void MakeNewest(int entry)
+    /// <summary>
+    /// Records a use of an entry (a walk started from it, or it was just filled): moves it, in the list or just taken
+    /// from the free stack, to the most recently used end.
+    /// </summary>
+    public void Touch(int entry)
     {
         if (entry == Newest) return;
         if (Newer[entry] != None) Unlink(entry); // in the list (not at the newest end, handled above)
