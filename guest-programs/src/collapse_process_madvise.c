@@ -19,12 +19,9 @@ static void print_pm(const char *label, int pidfd, const struct iovec *iov, size
 {
     errno = 0;
     long ret = process_madvise_call(pidfd, iov, vlen, advice, 0);
-    /* A transient EAGAIN before anything was advised is retried, as madvise_settled does (guest.h). */
-    for (int retry = 1; ret < 0 && errno == EAGAIN && advice == MADV_COLLAPSE && retry <= 8; retry++) {
-        fprintf(stderr, "note: process_madvise(COLLAPSE): EAGAIN, retry %d\n", retry);
-        sched_yield();
+    int retries = 0; /* a transient EAGAIN before anything was advised is retried, as madvise_settled does */
+    while (retry_transient_collapse("process_madvise", advice, ret, &retries))
         ret = process_madvise_call(pidfd, iov, vlen, advice, 0);
-    }
     print_result(label, ret, errno);
 }
 

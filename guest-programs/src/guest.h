@@ -106,21 +106,30 @@ static inline void print_result(const char *label, long ret, int err)
         printf("%s = %ld\n", label, ret);
 }
 
-/* madvise, except that a MADV_COLLAPSE failing with EAGAIN is retried a few times. EAGAIN is
- * Linux's transient outcome (a page locked, isolated or pinned by someone else for a moment:
- * khugepaged scanning the same range, a migration, a per-CPU LRU batch), and retrying is what
- * madvise(2) tells a caller to do. Without this, a native run's output would depend on what
- * else the host did at that instant; a persistent EAGAIN still shows. Each retry is noted on
- * stderr, which the differential tests do not compare. */
-static inline int madvise_settled(void *addr, size_t len, int advice)
+/* A MADV_COLLAPSE failing with EAGAIN is retried a few times. EAGAIN is Linux's transient outcome (a page locked,
+ * isolated or pinned by someone else for a moment: khugepaged scanning the same range, a migration, a per-CPU LRU
+ * batch), and retrying is what madvise(2) tells a caller to do. Without this, a native run's output would depend on
+ * what else the host did at that instant; a persistent EAGAIN still shows. Each retry is noted on stderr, which the
+ * differential tests do not compare. Returns true (having noted it and yielded the CPU) when the call that returned
+ * ret should be made again; *retries counts them. */
+static inline int retry_transient_collapse(const char *call, int advice, long ret, int *retries)
 {
     enum { COLLAPSE_RETRIES = 8 };
+    if (ret >= 0 || errno != EAGAIN || advice != MADV_COLLAPSE || *retries >= COLLAPSE_RETRIES)
+        return 0;
+    ++*retries;
+    fprintf(stderr, "note: %s(COLLAPSE): EAGAIN, retry %d\n", call, *retries);
+    sched_yield();
+    return 1;
+}
+
+/* madvise, with a transient MADV_COLLAPSE failure retried (see above). */
+static inline int madvise_settled(void *addr, size_t len, int advice)
+{
+    int retries = 0;
     int ret = madvise(addr, len, advice);
-    for (int retry = 1; ret != 0 && errno == EAGAIN && advice == MADV_COLLAPSE && retry <= COLLAPSE_RETRIES; retry++) {
-        fprintf(stderr, "note: MADV_COLLAPSE at %p: EAGAIN, retry %d\n", addr, retry);
-        sched_yield();
+    while (retry_transient_collapse("madvise", advice, ret, &retries))
         ret = madvise(addr, len, advice);
-    }
     return ret;
 }
 
