@@ -73,6 +73,20 @@ public class CliTests
         Assert.Equal("pagelab: /nonexistent/prog: No such file or directory", error.ToString().TrimEnd());
     }
 
+    // Guest physical memory is one address-space reservation made when the machine is built: a host that refuses it
+    // (here a 40 GB `ulimit -v` against --memory 64G) gets a one-line error and EX_OSERR, not an aborted runtime.
+    [Fact]
+    public void MemoryTheHostRefuses_EndsInAClearError_NotACrash()
+    {
+        string hello = Path.Combine(RepositoryLayout.BinaryDirectory("glibc"), "hello");
+        var result = GuestLauncher.RunPageLabAfter("ulimit -v 40000000; export DOTNET_GCHeapHardLimit=0x20000000",
+            "run", "--memory", "64G", hello);
+        Assert.Equal(RunCommand.HostRefusedMemory, result.ExitCode);
+        Assert.Equal("pagelab: the host refused to reserve 68719476736 bytes of address space for guest physical memory"
+            + " (errno 12); try a smaller --memory", result.Stderr.TrimEnd());
+        Assert.Equal("", result.Stdout);
+    }
+
     [Fact]
     public void NonElfProgram_Exits126WithTheReason()
     {

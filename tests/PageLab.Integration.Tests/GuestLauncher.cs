@@ -46,6 +46,17 @@ internal static class GuestLauncher
         return GuestProcess.Run(fileName, arguments, directory, s_timeout);
     }
 
+    /// <summary>
+    /// Runs <c>pagelab</c> with <paramref name="arguments"/> from a bash that first runs <paramref name="shellPrologue"/>
+    /// (a ulimit, an export): how a test puts the CLI under host limits without changing its own process.
+    /// </summary>
+    public static ProcessResult RunPageLabAfter(string shellPrologue, params string[] arguments)
+    {
+        (string fileName, string[] prefix) = PageLabCommand();
+        return GuestProcess.Run("bash", ["-c", shellPrologue + "; exec \"$@\"", "bash", fileName, .. prefix, .. arguments],
+            RepositoryLayout.Root, s_timeout);
+    }
+
     /// <summary>The binary of a case, failing the test with the fix when it was not built.</summary>
     public static string Binary(GuestCase guestCase, string libc)
     {

@@ -17,6 +17,10 @@ if (args[0] == "demo")
         error.WriteLine($"pagelab: {ex.Message}\n\n{DemoCommand.Usage}");
         return 2;
     }
+    catch (OutOfMemoryException ex)
+    {
+        return HostRefusedMemory(ex);
+    }
 }
 if (args[0] != "run")
 {
@@ -37,4 +41,16 @@ catch (UsageException ex)
 {
     error.WriteLine($"pagelab: {ex.Message}\n\n{CommandLine.Usage}");
     return 2;
+}
+catch (OutOfMemoryException ex)
+{
+    return HostRefusedMemory(ex);
+}
+
+// The host would not give the machine its memory (guest physical memory is one address-space reservation, refused
+// under a tight `ulimit -v` or strict overcommit): say so, without a stack trace, and exit like EX_OSERR.
+int HostRefusedMemory(OutOfMemoryException ex)
+{
+    error.WriteLine($"pagelab: {ex.Message}; try a smaller --memory");
+    return RunCommand.HostRefusedMemory;
 }

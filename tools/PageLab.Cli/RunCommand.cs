@@ -15,6 +15,9 @@ public static class RunCommand
     /// <summary>Exit status when the emulator itself failed (sysexits' EX_SOFTWARE); a guest can never cause it.</summary>
     public const int InternalError = 70;
 
+    /// <summary>Exit status when the host refuses the machine its memory (sysexits' EX_OSERR).</summary>
+    public const int HostRefusedMemory = 71;
+
     /// <summary>Exit status when the program exists but cannot be executed (as a shell reports it).</summary>
     public const int CannotExecute = 126;
 
