@@ -24,9 +24,9 @@ internal sealed unsafe class PagingStructureCache
     {
         Level = level;
         int padded = (capacity + 7) & ~7;
-        // Keys, then next tables, rights and the recency list (three ints per entry: newer, older, free stack); 8 spare
-        // words so the keys can start on a 64-byte boundary (a vector of eight is then one cache line).
-        storage = GC.AllocateArray<ulong>(padded * 3 + (capacity * 3 + 1) / 2 + 1 + 8, pinned: true);
+        // Keys, then next tables, rights and the recency ring (two ints per entry: newer, older); 8 spare words so the
+        // keys can start on a 64-byte boundary (a vector of eight is then one cache line).
+        storage = GC.AllocateArray<ulong>(padded * 3 + capacity + 8, pinned: true);
         ulong* first = (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(storage));
         ulong* keys = (ulong*)(((nuint)first + 63) & ~(nuint)63);
         State = (PagingStructureCacheState*)Unsafe.AsPointer(ref stateStorage[0]);
@@ -37,15 +37,16 @@ internal sealed unsafe class PagingStructureCache
             Rights = keys + padded * 2,
             Newer = (int*)(keys + padded * 3),
             Older = (int*)(keys + padded * 3) + capacity,
-            Free = (int*)(keys + padded * 3) + capacity * 2,
             Capacity = capacity,
             PaddedCapacity = padded,
             CoveredBits = PagingConstants.PageBits + ((int)level - 1) * PagingConstants.LevelBits,
-            Newest = PagingStructureCacheState.None,
-            Oldest = PagingStructureCacheState.None,
         };
-        new Span<int>(State->Newer, capacity * 2).Fill(PagingStructureCacheState.None);
-        for (int i = capacity - 1; i >= 0; i--) State->Free[State->FreeCount++] = i;
+        // Every entry starts empty, in a ring in index order; which empty entry is taken first does not matter.
+        for (int i = 0; i < capacity; i++)
+        {
+            State->Older[i] = (i + capacity - 1) % capacity;
+            State->Newer[i] = (i + 1) % capacity;
+        }
     }
 
     public PagingLevel Level { get; }
@@ -83,24 +84,24 @@ internal sealed unsafe class PagingStructureCache
 
 /// <summary>
 /// The entries of one <see cref="PagingStructureCache"/> in pinned memory. Keys pack the valid bit, the linear bits
-/// the entry covers and the PCID into one ulong (0 = empty), searched with vector compares. Recency is a doubly
-/// linked list over the entries, so a hit and a replacement cost a few stores whatever the capacity.
+/// the entry covers and the PCID into one ulong (0 = empty), searched with vector compares. Recency is a ring of
+/// every entry, empty ones included, doubly linked from the most recently used (<see cref="Newest"/>) to the least,
+/// whose next-older link closes the ring back to the newest; empty entries sit at the old end. The entry to replace
+/// is then always the one just past the newest (an empty one if any, else the least recently used), and filling it
+/// makes it the newest without relinking anything: the ring's order already says so, only <see cref="Newest"/> moves.
 /// </summary>
 internal unsafe struct PagingStructureCacheState
 {
     public const ulong PcidMask = (1UL << PcidBits) - 1;
-    public const int None = -1;
     const ulong ValidBit = 1UL << 63;
     const int PcidBits = 12;
 
     public ulong* Keys;       // PaddedCapacity of them; padding keys stay 0
     public ulong* NextTables;
     public ulong* Rights;     // the TranslationAttributes accumulated above each entry
-    public int* Newer;        // the recency list: for each entry in use, the next more and less recently used one
+    public int* Newer;        // the recency ring: for each entry the next more and less recently used one
     public int* Older;
-    public int* Free;         // a stack of empty entries
-    public int FreeCount;
-    public int Newest, Oldest;
+    public int Newest;
     public int Capacity;
     public int PaddedCapacity;
     public int CoveredBits;   // an entry covers 2^CoveredBits bytes: 21 for PDEs, 30 for PDPTEs, 39 for PML4Es, 48 for PML5Es
@@ -135,42 +136,40 @@ internal unsafe struct PagingStructureCacheState
     public void InsertAbsent(ulong key, ulong nextTable, TranslationAttributes rights)
     {
         if (Capacity == 0) return;
-        // An empty entry if there is one, else the least recently used.
-        int entry = FreeCount > 0 ? Free[--FreeCount] : Oldest;
+        // The oldest end of the ring: an empty entry if there is one, else the least recently used.
+        int entry = Newer[Newest];
         Keys[entry] = key;
         NextTables[entry] = nextTable;
         Rights[entry] = (ulong)rights;
-        Touch(entry);
+        Newest = entry;
     }
 
-    /// <summary>Empties one entry.</summary>
+    /// <summary>Empties one entry: it moves to the oldest end of the ring, to be filled first.</summary>
     public void Drop(int entry)
     {
         Keys[entry] = 0;
-        Unlink(entry);
-        Free[FreeCount++] = entry;
+        if (entry == Newest) Newest = Older[entry];
+        MoveAfterNewest(entry);
     }
 
-    /// <summary>
-    /// Records a use of an entry (a walk started from it, or it was just filled): moves it, in the list or just taken
-    /// from the free stack, to the most recently used end.
-    /// </summary>
+    /// <summary>Records a use of an entry (a walk started from it): it becomes the newest.</summary>
     public void Touch(int entry)
     {
         if (entry == Newest) return;
-        if (Newer[entry] != None) Unlink(entry); // in the list (not at the newest end, handled above)
-        Older[entry] = Newest;
-        Newer[entry] = None;
-        if (Newest != None) Newer[Newest] = entry;
+        MoveAfterNewest(entry);
         Newest = entry;
-        if (Oldest == None) Oldest = entry;
     }
 
-    void Unlink(int entry)
+    /// <summary>Takes an entry out of the ring and puts it back between the newest and the oldest.</summary>
+    void MoveAfterNewest(int entry)
     {
         int newer = Newer[entry], older = Older[entry];
-        if (newer != None) Older[newer] = older; else Newest = older;
-        if (older != None) Newer[older] = newer; else Oldest = newer;
-        Newer[entry] = Older[entry] = None;
+        Older[newer] = older;
+        Newer[older] = newer;
+        int oldest = Newer[Newest];
+        Older[entry] = Newest;
+        Newer[entry] = oldest;
+        Newer[Newest] = entry;
+        Older[oldest] = entry;
     }
 }

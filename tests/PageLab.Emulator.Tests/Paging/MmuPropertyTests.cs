@@ -15,25 +15,6 @@ public sealed class MmuPropertyTests
     const int SingleAccessCases = 2000;
     const int SequenceCases = 1000;
 
-    /// <summary>Runs <paramref name="check"/> on <paramref name="count"/> values drawn from fixed seeds; a failure names its case.</summary>
-    static void ForEachCase<T>(Gen<T> gen, int count, Action<T> check)
-    {
-        for (uint i = 0; i < count; i++)
-        {
-            var pcg = new PCG(i, 0x9A6E_1AB0UL);
-            string seed = pcg.ToString();
-            var value = gen.Generate(pcg, null, out _);
-            try
-            {
-                check(value);
-            }
-            catch (Exception e)
-            {
-                throw new InvalidOperationException($"case {i} (CsCheck seed {seed}) failed: {e.Message}", e);
-            }
-        }
-    }
-
     sealed record Access(int Choice, ulong Offset, AccessKind Kind, bool UserMode, bool AlignmentCheck, uint Pkru, bool NonCanonical)
     {
         public static Access Random(RandomBits bits, int choices) => new(
@@ -88,7 +69,7 @@ public sealed class MmuPropertyTests
     [Fact]
     public void Translate_AgreesWithReferenceWalker_OnRandomPageTableStates()
     {
-        ForEachCase(RandomPagingState.Words, SingleAccessCases, words =>
+        SeededCases.ForEach(RandomPagingState.Words, SingleAccessCases, words =>
         {
             var bits = new RandomBits(words);
             var state = new RandomPagingState(bits);
@@ -149,7 +130,7 @@ public sealed class MmuPropertyTests
     [Fact]
     public void Translate_UsesOnlyLegalTranslations_AcrossRewritesAndInvalidations()
     {
-        ForEachCase(RandomPagingState.Words, SequenceCases, words =>
+        SeededCases.ForEach(RandomPagingState.Words, SequenceCases, words =>
         {
             var bits = new RandomBits(words);
             var state = new RandomPagingState(bits);
