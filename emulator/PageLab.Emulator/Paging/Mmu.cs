@@ -314,7 +314,7 @@ public sealed unsafe class Mmu
         last.Array->Touch(last.Index);
     }
 
-    /// <summary>Remembers the first-level hit <see cref="Lookup"/> described, for pages inside one host chunk.</summary>
+    /// <summary>Remembers the first-level hit <see cref="Lookup"/> described, for pages with a host address (up to 2 MiB).</summary>
     void Remember(ref LastHit last, ulong linear, in TlbEntryData entry, ulong offset)
     {
         if (!last.FirstLevel || entry.HostBase == 0 || observer is not null) return;
@@ -567,7 +567,8 @@ public sealed unsafe class Mmu
     }
 
     /// <summary>Host address of a page base for a TLB entry; 0 when beyond memory (the access then reports a machine check).
-    /// Only pages up to 2 MiB are given one: they lie inside one host chunk.</summary>
+    /// Only pages up to 2 MiB are given one: <see cref="PhysicalMemory.PointerTo"/> counts the one 2 MiB chunk it hands a
+    /// pointer into, and a 1 GiB page spans 512 of them.</summary>
     nint HostAddressOf(ulong physical) => Memory.Contains(physical, 1) ? (nint)Memory.PointerTo(physical) : 0;
 
     /// <summary>

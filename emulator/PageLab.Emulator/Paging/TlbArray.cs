@@ -10,7 +10,7 @@ public struct TlbEntryData
 {
     /// <summary>Physical address of the first byte of the (possibly fractured) page.</summary>
     public ulong PhysicalBase;
-    /// <summary>Host address of <see cref="PhysicalBase"/> when the page lies in one host chunk (pages up to 2 MiB); 0 otherwise.</summary>
+    /// <summary>Host address of <see cref="PhysicalBase"/> for pages up to 2 MiB (one counted chunk of physical memory); 0 otherwise.</summary>
     public nint HostBase;
     public TranslationAttributes Attributes;
     public byte ProtectionKey;
