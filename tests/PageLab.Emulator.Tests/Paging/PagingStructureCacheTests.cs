@@ -9,7 +9,8 @@ namespace PageLab.Emulator.Tests.Paging;
 /// </summary>
 public sealed unsafe class PagingStructureCacheTests
 {
-    const ulong ValidKey = 1UL << 63;
+    /// <summary>The key of the n-th 2 MiB region in PCID 0, as the walker would make it.</summary>
+    static ulong Key(PagingStructureCacheState* state, ulong n) => state->KeyFor(n << 21, pcid: 0);
 
     enum Operation { Fill, Use, Drop }
 
@@ -18,12 +19,12 @@ public sealed unsafe class PagingStructureCacheTests
     {
         var cache = new PagingStructureCache(PagingLevel.PageDirectory, 3);
         var state = cache.State;
-        foreach (ulong key in new ulong[] { 1, 2, 3 }) state->InsertAbsent(ValidKey | key, key << 12, default);
-        state->Touch(state->Find(ValidKey | 1)); // 2 is now the least recently used
-        state->InsertAbsent(ValidKey | 4, 4 << 12, default);
+        foreach (ulong key in new ulong[] { 1, 2, 3 }) state->InsertAbsent(Key(state, key), key << 12, default);
+        state->Touch(state->Find(Key(state, 1))); // 2 is now the least recently used
+        state->InsertAbsent(Key(state, 4), 4 << 12, default);
 
-        Assert.Equal(-1, state->Find(ValidKey | 2));
-        Assert.All(new ulong[] { 1, 3, 4 }, key => Assert.True(state->Find(ValidKey | key) >= 0));
+        Assert.Equal(-1, state->Find(Key(state, 2)));
+        Assert.All(new ulong[] { 1, 3, 4 }, key => Assert.True(state->Find(Key(state, key)) >= 0));
     }
 
     [Fact]
@@ -31,12 +32,12 @@ public sealed unsafe class PagingStructureCacheTests
     {
         var cache = new PagingStructureCache(PagingLevel.PageDirectory, 3);
         var state = cache.State;
-        foreach (ulong key in new ulong[] { 1, 2, 3 }) state->InsertAbsent(ValidKey | key, key << 12, default);
-        state->Drop(state->Find(ValidKey | 3)); // the most recently used goes; 1 stays the least recently used
-        state->InsertAbsent(ValidKey | 4, 4 << 12, default);
+        foreach (ulong key in new ulong[] { 1, 2, 3 }) state->InsertAbsent(Key(state, key), key << 12, default);
+        state->Drop(state->Find(Key(state, 3))); // the most recently used goes; 1 stays the least recently used
+        state->InsertAbsent(Key(state, 4), 4 << 12, default);
 
         Assert.Equal(3, cache.Count);
-        Assert.All(new ulong[] { 1, 2, 4 }, key => Assert.True(state->Find(ValidKey | key) >= 0));
+        Assert.All(new ulong[] { 1, 2, 4 }, key => Assert.True(state->Find(Key(state, key)) >= 0));
     }
 
     [Fact]
@@ -51,12 +52,12 @@ public sealed unsafe class PagingStructureCacheTests
             var recency = new List<ulong>(); // most recently used first
             foreach (var (operation, key) in steps)
             {
-                int entry = state->Find(ValidKey | key);
+                int entry = state->Find(Key(state, key));
                 Assert.Equal(recency.Contains(key), entry >= 0);
                 switch (operation)
                 {
                     case Operation.Fill when entry < 0:
-                        state->InsertAbsent(ValidKey | key, key << 12, default);
+                        state->InsertAbsent(Key(state, key), key << 12, default);
                         if (recency.Count == capacity) recency.RemoveAt(capacity - 1);
                         recency.Insert(0, key);
                         break;
@@ -72,7 +73,7 @@ public sealed unsafe class PagingStructureCacheTests
                 }
                 Assert.Equal(recency.Count, cache.Count);
             }
-            foreach (ulong key in recency) Assert.Equal(key << 12, state->NextTables[state->Find(ValidKey | key)]);
+            foreach (ulong key in recency) Assert.Equal(key << 12, state->NextTables[state->Find(Key(state, key))]);
         });
     }
 }
