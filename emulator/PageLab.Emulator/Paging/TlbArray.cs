@@ -68,6 +68,8 @@ internal sealed unsafe class TlbArray
             StrideBits = BitOperations.Log2((uint)stride),
             Ways = Ways,
             PlruLeaves = leaves,
+            PlruReadNodesLow = TlbArrayState.PlruNodesWithRealWaysOnTheRight(leaves, Ways, word: 0),
+            PlruReadNodesHigh = TlbArrayState.PlruNodesWithRealWaysOnTheRight(leaves, Ways, word: 1),
             WaysMaskLow = Ways >= 64 ? ulong.MaxValue : (1UL << Ways) - 1,
             WaysMaskHigh = Ways <= 64 ? 0 : Ways == 128 ? ulong.MaxValue : (1UL << (Ways - 64)) - 1,
             Replacement = replacement,
@@ -191,6 +193,7 @@ internal unsafe struct TlbArrayState
     public int StrideBits;          // log2 of the ways per set including padding: at least 4 ways (one 256-bit vector)
     public int Ways;
     public int PlruLeaves;          // the ways rounded up to a power of two
+    public ulong PlruReadNodesLow, PlruReadNodesHigh; // tree-PLRU: the nodes whose bit a descent reads (see PlruVictim)
     public ulong WaysMaskLow, WaysMaskHigh; // the bits of the real ways in a set's two valid-way words
     public TlbReplacement Replacement;
     public ulong UseCounter;
@@ -332,9 +335,13 @@ internal unsafe struct TlbArrayState
     }
 
     // Tree-PLRU over the ways rounded up to a power of two: node n has children 2n+1 and 2n+2; a node bit of 0 means
-    // "the victim is on the left". Touching a way points every node on its path away from it; which bits that sets
-    // and clears depends only on the way, so it is computed once per way: the masks of every way to set (first
-    // leaves * 2 words) and to clear (next leaves * 2). Up to 128 ways need 127 node bits: two words per set.
+    // "the victim is on the left". With a way count that is not a power of two, the tree is pruned of the missing
+    // leaves: a node with no real way on its right always leads left (see PlruVictim). Folding such descents onto the
+    // last real way instead would let every touch on that side point the node at the missing ways for good, and the
+    // real ways between would never be evicted again (ways 16-22 of a full 24-way set, way 4 of a 6-way one).
+    // Touching a way points every node on its path away from it; which bits that sets and clears depends only on the
+    // way, so it is computed once per way: the masks of every way to set (first leaves * 2 words) and to clear (next
+    // leaves * 2). Up to 128 ways need 127 node bits: two words per set.
     public static ulong[] PlruTouchMasks(int leaves)
     {
         var masks = GC.AllocateArray<ulong>(leaves * 4, pinned: true);
@@ -353,6 +360,22 @@ internal unsafe struct TlbArrayState
         return masks;
     }
 
+    /// <summary>
+    /// One word (0: nodes 0-63, 1: nodes 64-126) of the mask of tree nodes whose right side holds at least one of the
+    /// <paramref name="ways"/> real ways: the nodes whose bit a descent reads. The others always lead left.
+    /// </summary>
+    public static ulong PlruNodesWithRealWaysOnTheRight(int leaves, int ways, int word)
+    {
+        ulong mask = 0;
+        for (int node = word * 64; node < Math.Min(leaves - 1, word * 64 + 64); node++)
+        {
+            int depth = BitOperations.Log2((uint)node + 1), span = leaves >> depth;
+            int first = (node + 1 - (1 << depth)) * span; // the first leaf under the node
+            if (first + span / 2 < ways) mask |= 1UL << (node & 63);
+        }
+        return mask;
+    }
+
     readonly void TouchPlru(int index)
     {
         int set = index >> StrideBits, way = index & (Stride - 1);
@@ -364,27 +387,22 @@ internal unsafe struct TlbArrayState
     readonly int PlruVictim(int set, ref ulong plruAfterTouch)
     {
         // Branch-free descent: which way each node points is as good as random, so a branch on it would mispredict.
-        ulong low64 = PlruBits[set * 2], high64 = PlruBits[set * 2 + 1];
+        // A node whose right side holds no real way leads left whatever its bit: the mask clears those bits first.
+        ulong low64 = PlruBits[set * 2], high64 = PlruBits[set * 2 + 1] & PlruReadNodesHigh;
+        ulong read64 = low64 & PlruReadNodesLow;
         int node = 0, way = 0;
         ulong path = 0; // the nodes visited below 64
         for (int span = PlruLeaves >> 1; span > 0; span >>= 1)
         {
-            ulong word = node < 64 ? low64 : high64;
+            ulong word = node < 64 ? read64 : high64;
             int right = (int)(word >> node) & 1;
             path |= node < 64 ? 1UL << node : 0;
             way += span & -right;
             node = 2 * node + 1 + right;
         }
-        // Every node on the path points towards the victim; touching it points each away, which flips exactly those
-        // bits. A descent ending beyond the real ways folds onto the last way, whose path is another one.
-        if (PlruLeaves > 64) return Math.Min(way, Ways - 1);
-        if (way < Ways)
-        {
-            plruAfterTouch = low64 ^ path;
-            return way;
-        }
-        way = Ways - 1;
-        plruAfterTouch = (low64 & ~PlruTouchClear[way * 2]) | PlruTouchSet[way * 2];
+        // Every node on the path points towards the victim, and touching the victim points each away: flipping the
+        // path's bits does that. (At a node the mask made lead left, what the flip leaves does not matter: it is never read.)
+        if (PlruLeaves <= 64) plruAfterTouch = low64 ^ path;
         return way;
     }
 }

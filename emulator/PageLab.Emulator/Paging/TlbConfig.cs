@@ -5,7 +5,8 @@ public enum TlbReplacement : byte
 {
     /// <summary>True least-recently-used.</summary>
     Lru,
-    /// <summary>Tree pseudo-LRU (one bit per internal node; ways rounded up to a power of two).</summary>
+    /// <summary>Tree pseudo-LRU: one bit per internal node of a binary tree over the ways; a way count that is not a power
+    /// of two takes the next power of two's tree, pruned of the missing leaves.</summary>
     TreePlru,
     /// <summary>Random from a seeded generator: deterministic for a given seed.</summary>
     Random,
