@@ -5,9 +5,10 @@ using PageLab.Emulator.Paging;
 namespace PageLab.Emulator.Tests.Paging;
 
 /// <summary>
-/// Tree-PLRU replacement in a TLB set: an empty way is filled before any valid one is evicted, and the victim is the
-/// leaf the node bits lead to, in a binary tree pruned of the leaves beyond the set's ways. Checked against a plain
-/// tree of booleans on random sequences of fills, hits and invalidations, for every way count up to the 128 a set may have.
+/// Replacement in a TLB set: an empty way is filled before any valid one is evicted; then LRU evicts the least recently
+/// used way, and tree-PLRU the leaf the node bits lead to, in a binary tree pruned of the leaves beyond the set's ways.
+/// Checked against plain models on random sequences of fills, hits and invalidations, for every way count up to the 128
+/// a set may have.
 /// </summary>
 public sealed unsafe class TlbReplacementTests
 {
@@ -35,17 +36,19 @@ public sealed unsafe class TlbReplacementTests
         Assert.Equal(Enumerable.Range(0, ways), evicted.Order());
     }
 
-    [Fact]
-    public void TreePlru_MatchesAReferenceTree_OnRandomSequences()
+    [Theory]
+    [InlineData(TlbReplacement.TreePlru)]
+    [InlineData(TlbReplacement.Lru)]
+    public void Replacement_MatchesAPlainModel_OnRandomSequences(TlbReplacement policy)
     {
         var cases = Gen.Int[1, 128].SelectMany(ways =>
             Gen.Select(Gen.Enum<Operation>(), Gen.ULong[1, (ulong)ways * 2 + 1]).Array[1, 400].Select(steps => (ways, steps)));
         SeededCases.ForEach(cases, 300, c =>
         {
             var (ways, steps) = c;
-            var array = new TlbArray(new TlbArrayConfig(1, ways, PageSize.Size4K), TlbReplacement.TreePlru, seed: 1);
+            var array = new TlbArray(new TlbArrayConfig(1, ways, PageSize.Size4K), policy, seed: 1);
             var state = array.State;
-            var reference = new ReferenceSet(ways);
+            var reference = new ReferenceSet(ways, policy);
             foreach (var (operation, page) in steps)
             {
                 int index = state->Find(Linear(page), PageSize.Size4K, 0);
@@ -72,10 +75,15 @@ public sealed unsafe class TlbReplacementTests
         });
     }
 
-    /// <summary>One set, written the plain way: a slot per way and a boolean per tree node (true: the victim is on the right).</summary>
-    sealed class ReferenceSet(int ways)
+    /// <summary>
+    /// One set, written the plain way: a slot per way, and for LRU the time of each way's last use, for tree-PLRU a
+    /// boolean per tree node (true: the victim is on the right).
+    /// </summary>
+    sealed class ReferenceSet(int ways, TlbReplacement policy)
     {
         readonly ulong?[] slots = new ulong?[ways];
+        readonly long[] lastUse = new long[ways];
+        long clock;
         readonly int leaves = (int)BitOperations.RoundUpToPowerOf2((uint)ways);
         readonly bool[] pointsRight = new bool[BitOperations.RoundUpToPowerOf2((uint)ways)]; // leaves - 1 nodes, from 0
 
@@ -94,8 +102,10 @@ public sealed unsafe class TlbReplacementTests
 
         public void Drop(int way) => slots[way] = null;
 
+        int Victim() => policy == TlbReplacement.Lru ? Array.IndexOf(lastUse, lastUse.Min()) : TreeVictim();
+
         /// <summary>Follows the node bits down; a node with no real way on its right leads left.</summary>
-        int Victim()
+        int TreeVictim()
         {
             int node = 0, first = 0;
             for (int span = leaves / 2; span >= 1; span /= 2)
@@ -107,9 +117,10 @@ public sealed unsafe class TlbReplacementTests
             return first;
         }
 
-        /// <summary>Points every node on the way's path away from it.</summary>
+        /// <summary>Records a use: the way's time, and every node on its path pointed away from it.</summary>
         public void Touch(int way)
         {
+            lastUse[way] = ++clock;
             int node = 0, first = 0;
             for (int span = leaves / 2; span >= 1; span /= 2)
             {
