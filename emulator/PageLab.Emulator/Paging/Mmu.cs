@@ -228,20 +228,31 @@ public sealed unsafe class Mmu
 
     /// <summary>
     /// MOV to CR0/CR4/EFER for the paging bits. Returns false, changing nothing, where the CPU raises
-    /// #GP: setting PCIDE while CR3[11:0] != 0. Changing PGE, clearing PCIDE or changing LA57 flushes
-    /// every TLB entry (globals too) and every paging-structure cache.
+    /// #GP: setting PCIDE while CR3[11:0] != 0, and changing LA57 (only possible with paging off, which this MMU never
+    /// is: Linux leaves long mode to switch between 4- and 5-level paging). Changing PGE or clearing PCIDE flushes
+    /// every TLB entry (globals too) and every paging-structure cache; setting SMEP flushes the TLB entries and
+    /// paging-structure caches of the current PCID (SDM 4.10.4.1), globals included: the SDM says "all TLB entries",
+    /// and invalidating more than required is always allowed.
     /// </summary>
     public bool SetFlags(ControlFlags value)
     {
         var old = context.Flags;
         if ((value & ControlFlags.PcidEnable) != 0 && (old & ControlFlags.PcidEnable) == 0 && (Cr3 & PcidMask) != 0)
             return false;
+        if (((value ^ old) & ControlFlags.La57) != 0)
+            return false;
         ApplyFlags(value);
         var changed = old ^ value;
         bool pcidCleared = (old & ControlFlags.PcidEnable) != 0 && (value & ControlFlags.PcidEnable) == 0;
-        if ((changed & (ControlFlags.PageGlobalEnable | ControlFlags.La57)) != 0 || pcidCleared)
+        if ((changed & ControlFlags.PageGlobalEnable) != 0 || pcidCleared)
         {
             FlushEverything();
+            observer?.OnInvalidation(InvalidationKind.ControlFlagsChange, 0, pcid);
+        }
+        else if ((changed & value & ControlFlags.Smep) != 0)
+        {
+            foreach (var level in levels) level.InvalidateAll(pcid, allPcids: false, includeGlobal: true);
+            InvalidateStructureCaches(pcid, allPcids: false);
             observer?.OnInvalidation(InvalidationKind.ControlFlagsChange, 0, pcid);
         }
         return true;
@@ -684,7 +695,9 @@ public sealed unsafe class Mmu
         {
             size = (PageSize)(level - 1);
             var rights = RightsOf(allowed, executeDisable);
-            byte key = protectionKeysOn ? (byte)((raw & PageTableEntry.ProtectionKeyMask) >> PageTableEntry.ProtectionKeyShift) : (byte)0;
+            // The key is cached even while CR4.PKE = 0 (when the checks ignore it): setting PKE flushes nothing, and a
+            // translation cached before must then carry the key of the entry that mapped it (SDM 4.6.2).
+            byte key = (byte)((raw & PageTableEntry.ProtectionKeyMask) >> PageTableEntry.ProtectionKeyShift);
             var error = CheckAccess(rights, key, kind);
             if (error != PageFaultErrorCode.None)
             {

@@ -162,6 +162,39 @@ public sealed class SdmRuleTests
     }
 
     [Fact]
+    public void SettingSmep_InvalidatesTheTranslationsOfTheCurrentPcid()
+    {
+        // SDM 4.10.4.1: MOV to CR4 that changes SMEP from 0 to 1 invalidates all TLB entries and paging-structure-cache
+        // entries for the current PCID.
+        var withoutSmep = ControlFlags.LinuxDefault & ~ControlFlags.Smep;
+        using var m = new MachineFixture(flags: withoutSmep);
+        ulong pte = m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        Assert.Equal(FrameA, m.Translate(Va));
+        m.Tables.Write(pte, new PageTableEntry(FrameB | User));
+        Assert.Equal(FrameA, m.Translate(Va)); // stale until something invalidates it
+
+        Assert.True(m.Mmu.SetFlags(withoutSmep | ControlFlags.Smep));
+        Assert.Equal(0, m.Mmu.PagingStructureCacheCount(PagingLevel.PageDirectory));
+        Assert.Equal(FrameB, m.Translate(Va));
+    }
+
+    [Fact]
+    public void ProtectionKey_OfATranslationCachedWhilePkeWasClear_AppliesOncePkeIsSet()
+    {
+        // SDM 4.6.2: with CR4.PKE = 1 every linear address has the key of the entry that mapped its page; setting PKE
+        // invalidates nothing, so a translation cached before must carry that key, not 0.
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User | (5UL << PageTableEntry.ProtectionKeyShift));
+        Assert.Equal(FrameA, m.Translate(Va)); // cached while PKE = 0
+
+        Assert.True(m.Mmu.SetFlags(ControlFlags.LinuxDefault | ControlFlags.ProtectionKeys));
+        m.Mmu.Pkru = 0b01; // key 0: access-disable, which does not concern the page
+        Assert.Equal(FrameA, m.Translate(Va));
+        m.Mmu.Pkru = 0b01 << 10; // key 5: access-disable
+        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.User | PageFaultErrorCode.ProtectionKey, m.Fault(Va, AccessKind.Read).ErrorCode);
+    }
+
+    [Fact]
     public void NonCanonicalAddress_GivesGeneralProtection_NotPageFault()
     {
         using var m = new MachineFixture();
@@ -344,6 +377,17 @@ public sealed class SdmRuleTests
         Assert.False(m.Mmu.SetFlags(m.Mmu.Flags | ControlFlags.PcidEnable));
         m.Mmu.WriteCr3(m.Tables.Root);
         Assert.True(m.Mmu.SetFlags(m.Mmu.Flags | ControlFlags.PcidEnable));
+    }
+
+    [Fact]
+    public void La57_CannotChangeWhilePagingIsOn()
+    {
+        using var four = new MachineFixture();
+        Assert.False(four.Mmu.SetFlags(four.Mmu.Flags | ControlFlags.La57));
+        Assert.Equal(ControlFlags.LinuxDefault, four.Mmu.Flags);
+        using var five = new MachineFixture(fiveLevel: true);
+        Assert.False(five.Mmu.SetFlags(five.Mmu.Flags & ~ControlFlags.La57));
+        Assert.True(five.Mmu.Flags.HasFlag(ControlFlags.La57));
     }
 
     [Fact]
