@@ -613,8 +613,10 @@ public sealed unsafe class Mmu
     /// Walks the page tables (IA-32e, SDM 4.5), starting below the root when a paging-structure cache
     /// holds an upper entry. With <paramref name="commit"/>, A/D bits are set and the paging-structure
     /// caches filled on success, the counters and the observer told; without it the walk only reads (inspection).
-    /// A/D bits are set only when the translation succeeds: the SDM allows either, and kvm-unit-tests'
-    /// access.c expects untouched entries after a faulting access.
+    /// A/D bits are set only when the translation succeeds, at every level, as KVM's walker does. For the leaf that is
+    /// what kvm-unit-tests' access.c requires after a fault. For the entries above it, the SDM's #PF description says a
+    /// protection fault sets the PDE's A bit, and access.c accepts the bit set or left clear; one rule for every level
+    /// keeps the fault path free of writes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] // into the lookup: one frame for the whole miss
     TranslationFault Walk(ulong linear, AccessKind kind, out TlbEntryData entry, out PageSize size, bool commit, out WalkTrail trail)
