@@ -380,6 +380,54 @@ public sealed class SdmRuleTests
     }
 
     [Fact]
+    public void ClearingPcide_FlushesGlobalEntriesOfEveryPcid()
+    {
+        // SDM 4.10.4.1: MOV to CR4 that clears PCIDE invalidates all TLB entries, globals included, of all PCIDs.
+        using var m = new MachineFixture();
+        m.Mmu.WriteCr3(m.Tables.Root | 5);
+        ulong pte = m.Tables.Map(Va, FrameA, PageSize.Size4K, User | PageTableEntry.GlobalBit);
+        Assert.Equal(FrameA, m.Translate(Va));
+        m.Tables.Write(pte, new PageTableEntry(FrameB | User | PageTableEntry.GlobalBit));
+        m.Mmu.WriteCr3(m.Tables.Root | 6);
+        Assert.Equal(FrameA, m.Translate(Va)); // a global entry survives the CR3 write and serves PCID 6 too
+
+        Assert.True(m.Mmu.SetFlags(m.Mmu.Flags & ~ControlFlags.PcidEnable));
+        Assert.Equal(FrameB, m.Translate(Va));
+    }
+
+    [Fact]
+    public void GlobalBitOfANonLeafEntry_DoesNotMakeTheTranslationGlobal()
+    {
+        // SDM 4.10.2.2: a TLB entry is global only when the G flag of the entry that maps the page is 1.
+        using var m = new MachineFixture();
+        ulong pte = m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        ulong pde = m.Tables.EntryAddress(Va, PagingLevel.PageDirectory);
+        m.Tables.Write(pde, m.Tables.Read(pde).With(PageTableEntry.GlobalBit));
+        Assert.Equal(FrameA, m.Translate(Va));
+        m.Tables.Write(pte, new PageTableEntry(FrameB | User));
+
+        m.Mmu.WriteCr3(m.Tables.Root);
+        Assert.Equal(FrameB, m.Translate(Va));
+    }
+
+    [Fact]
+    public void InvpcidIndividualAddress_ForAnotherPcid_LeavesTheCurrentPcidsEntry()
+    {
+        using var m = new MachineFixture();
+        m.Mmu.WriteCr3(m.Tables.Root | 1);
+        ulong pte = m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        Assert.Equal(FrameA, m.Translate(Va));                  // cached for PCID 1
+        m.Mmu.WriteCr3(m.Tables.Root | 2 | (1UL << 63));
+        Assert.Equal(FrameA, m.Translate(Va));                  // and for PCID 2
+        m.Tables.Write(pte, new PageTableEntry(FrameB | User));
+
+        m.Mmu.Invpcid(InvpcidType.IndividualAddress, 1, Va);
+        Assert.Equal(FrameA, m.Translate(Va));                  // PCID 2's entry stays
+        m.Mmu.WriteCr3(m.Tables.Root | 1 | (1UL << 63));
+        Assert.Equal(FrameB, m.Translate(Va));                  // PCID 1's went
+    }
+
+    [Fact]
     public void La57_CannotChangeWhilePagingIsOn()
     {
         using var four = new MachineFixture();
