@@ -100,6 +100,68 @@ public sealed class MmuPropertyTests
         });
     }
 
+    /// <summary>
+    /// A TLB hit is checked against the control bits of the moment (CR0.WP, CR4.SMEP, SMAP and PKE, CPL, EFLAGS.AC,
+    /// PKRU), not against those of the walk that filled it. None of these changes requires an invalidation (setting SMEP
+    /// does one). Random sequences of such changes and of accesses to four pages with random U/S, R/W, XD and protection
+    /// keys; every access is compared with a fresh reference walk under the bits of the moment.
+    /// </summary>
+    [Fact]
+    public void TlbHits_AreCheckedAgainstTheCurrentControlBits()
+    {
+        SeededCases.ForEach(Gen.ULong.Array[48], 500, words =>
+        {
+            var bits = new RandomBits(words);
+            using var m = new MachineFixture(TlbConfig.IntelGoldenCove);
+            var pages = new ulong[4];
+            for (int i = 0; i < pages.Length; i++)
+            {
+                pages[i] = 0x0000_7f00_0000_0000 + (ulong)i * PagingConstants.PageSize;
+                ulong leaf = PageTableEntry.PresentBit | (bits.Take(2) << 1) // R/W and U/S
+                    | (bits.Chance(30) ? PageTableEntry.ExecuteDisableBit : 0) | (bits.Take(4) << PageTableEntry.ProtectionKeyShift);
+                m.Tables.Map(pages[i], 0x0100_0000 + (ulong)i * PagingConstants.PageSize, PageSize.Size4K, leaf);
+            }
+            var flags = m.Mmu.Flags;
+            var trace = new StringBuilder();
+            for (int step = 0; step < 30; step++)
+            {
+                switch (bits.Below(3))
+                {
+                    case 0:
+                        flags ^= RandomFlagChange(bits);
+                        Assert.True(m.Mmu.SetFlags(flags));
+                        trace.Append($"flags {flags}\n");
+                        break;
+                    case 1:
+                        m.Mmu.UserMode = bits.Chance(50);
+                        m.Mmu.AlignmentCheck = bits.Chance(50);
+                        m.Mmu.Pkru = (uint)bits.Take(32);
+                        trace.Append($"user {m.Mmu.UserMode} AC {m.Mmu.AlignmentCheck} PKRU 0x{m.Mmu.Pkru:x}\n");
+                        break;
+                    default:
+                        ulong linear = pages[bits.Below(pages.Length)] + 8;
+                        var kind = (AccessKind)bits.Below(3);
+                        var cpu = new ReferenceCpu(flags, m.Mmu.UserMode, m.Mmu.AlignmentCheck, m.Mmu.Pkru, m.Mmu.MaxPhysicalAddressBits);
+                        var expected = ReferenceWalker.Translate(m.Memory, cpu, m.Mmu.Cr3, linear, kind);
+                        var actual = m.Mmu.Translate(linear, kind, out ulong physical);
+                        trace.Append($"{kind} 0x{linear:x}: mmu {actual} 0x{physical:x}; reference {expected}\n");
+                        string mismatch = Compare(expected, actual, physical);
+                        if (mismatch.Length != 0) throw new InvalidOperationException($"{mismatch}\n{trace}");
+                        break;
+                }
+            }
+        });
+    }
+
+    /// <summary>Some of the control bits whose change requires no invalidation (setting SMEP does one).</summary>
+    static ControlFlags RandomFlagChange(RandomBits bits)
+    {
+        var change = ControlFlags.None;
+        foreach (var flag in new[] { ControlFlags.WriteProtect, ControlFlags.Smep, ControlFlags.Smap, ControlFlags.ProtectionKeys })
+            if (bits.Chance(40)) change |= flag;
+        return change;
+    }
+
     abstract record Operation;
     sealed record AccessOperation(Access Access) : Operation;
     sealed record RewriteEntry(int Slot, ulong Raw) : Operation;
