@@ -105,7 +105,7 @@ public sealed unsafe partial class Cpu
 
     bool TryDataPointerSlow(ulong address, AccessKind kind, out byte* host)
     {
-        ReportDataHits();
+        ReportPendingHits();
         long missesBefore = firstDataLevel?.Misses ?? 0;
         var fault = TranslateToFrame(address, kind, out ulong physical, out host);
         if (fault.IsFault)
@@ -137,6 +137,21 @@ public sealed unsafe partial class Cpu
         return true;
     }
 
+    /// <summary>
+    /// Reports the fetch and data hits counted without a lookup to the MMU. Done before every lookup the CPU makes, of
+    /// either kind: a lookup may fault, and delivering the #PF invalidates the faulting address in every level, the other
+    /// kind's first level included, so hits reported after it would find their entry gone and be lost.
+    /// </summary>
+    void ReportPendingHits()
+    {
+        if (pendingFetchHits != 0)
+        {
+            mmu.RecordRepeatedHits(fetchLinearBase, AccessKind.Fetch, pendingFetchHits);
+            pendingFetchHits = 0;
+        }
+        ReportDataHits();
+    }
+
     /// <summary>Reports the remembered pages' hits to the MMU, in the order of their last use (before any other data lookup).</summary>
     void ReportDataHits()
     {
@@ -157,7 +172,7 @@ public sealed unsafe partial class Cpu
     /// <summary>Reports and forgets every remembered data page.</summary>
     void LeaveDataPages()
     {
-        ReportDataHits();
+        ReportPendingHits();
         for (int i = 0; i < DataPageSlots; i++) dataPages[i] = new DataPage { Linear = ulong.MaxValue };
     }
 

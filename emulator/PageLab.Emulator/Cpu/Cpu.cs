@@ -284,12 +284,7 @@ public sealed unsafe partial class Cpu
         InstructionsRetired += fresh;
         Clock.RetireInstructions((ulong)fresh);
         retiredPublished = retiredThisRun;
-        if (pendingFetchHits != 0)
-        {
-            mmu.RecordRepeatedHits(fetchLinearBase, AccessKind.Fetch, pendingFetchHits);
-            pendingFetchHits = 0;
-        }
-        ReportDataHits();
+        ReportPendingHits();
     }
 
     /// <summary>
@@ -313,11 +308,7 @@ public sealed unsafe partial class Cpu
     /// <summary>Forgets the current fetch page: the next fetch translates through the ITLB again.</summary>
     void LeaveFetchPage()
     {
-        if (pendingFetchHits != 0)
-        {
-            mmu.RecordRepeatedHits(fetchLinearBase, AccessKind.Fetch, pendingFetchHits);
-            pendingFetchHits = 0;
-        }
+        ReportPendingHits();
         fetchPage = null;
         fetchLinearBase = ulong.MaxValue;
         fetchHost = null;

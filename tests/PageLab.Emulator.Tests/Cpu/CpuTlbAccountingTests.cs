@@ -95,7 +95,59 @@ public sealed class CpuTlbAccountingTests
         return (CountersOf(machine.Mmu), machine.Cpu.InstructionsRetired);
     }
 
+    /// <summary>
+    /// Hits counted without a lookup, then a fault: a loop fetched from its page stores into it (read-only: the host makes
+    /// it writable and the store restarts), and a loop that read a data page jumps into it (execute-disabled: the run
+    /// stops). Delivering each #PF drops the page from every level, the other kind's first level too.
+    /// </summary>
+    static void FaultingProgram(Assembler a)
+    {
+        var fetchLoop = a.CreateLabel();
+        var readLoop = a.CreateLabel();
+        a.mov(ecx, 200);
+        a.Label(ref fetchLoop);
+        a.dec(ecx);
+        a.jnz(fetchLoop);
+        a.mov(__dword_ptr[TestMachine.CodeAddress + 0x800], eax);
+        a.mov(ecx, 200);
+        a.mov(rsi, TestMachine.DataAddress);
+        a.Label(ref readLoop);
+        a.mov(rax, __qword_ptr[rsi]);
+        a.dec(ecx);
+        a.jnz(readLoop);
+        a.jmp(rsi);
+    }
+
+    static (string Counters, long Instructions, int Faults) RunFaultingProgram(TlbConfig config, bool observed)
+    {
+        using var machine = new TestMachine(config);
+        machine.Load(FaultingProgram);
+        machine.SetPte(TestMachine.CodeAddress, present: true, writable: false);
+        machine.SetPte(TestMachine.DataAddress, present: true, executable: false);
+        machine.OnFaultHandler = fault =>
+        {
+            if (fault.LinearAddress >> PagingConstants.PageBits != TestMachine.CodeAddress >> PagingConstants.PageBits) return false;
+            machine.SetPte(TestMachine.CodeAddress, present: true);
+            return true;
+        };
+        if (observed) machine.Mmu.Observer = new NullObserver();
+        Assert.NotEqual(CpuStopReason.StopRequested, machine.Run(10_000));
+        return (CountersOf(machine.Mmu), machine.Cpu.InstructionsRetired, machine.Faults.Count);
+    }
+
     public static TheoryData<string> Presets => new(TlbConfig.Presets.Keys);
+
+    [Theory]
+    [MemberData(nameof(Presets))]
+    public void HitsCountedBeforeAFault_AreNotLostWhenTheFaultInvalidatesTheirPage(string preset)
+    {
+        var config = TlbConfig.Presets[preset];
+        var fast = RunFaultingProgram(config, observed: false);
+        var exact = RunFaultingProgram(config, observed: true);
+        Assert.Equal(2, exact.Faults);
+        Assert.Equal(exact.Instructions, fast.Instructions);
+        Assert.Equal(exact.Counters, fast.Counters);
+    }
 
     [Theory]
     [MemberData(nameof(Presets))]

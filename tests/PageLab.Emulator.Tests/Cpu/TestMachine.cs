@@ -68,9 +68,10 @@ internal sealed class TestMachine : ICpuHost, IDisposable
         }
     }
 
-    public void SetPte(ulong page, bool present, bool writable = true)
+    public void SetPte(ulong page, bool present, bool writable = true, bool executable = true)
     {
-        ulong bits = PageTableEntry.UserBit | (writable ? PageTableEntry.WritableBit : 0) | (present ? PageTableEntry.PresentBit : 0);
+        ulong bits = PageTableEntry.UserBit | (writable ? PageTableEntry.WritableBit : 0) | (present ? PageTableEntry.PresentBit : 0)
+            | (executable ? 0 : PageTableEntry.ExecuteDisableBit);
         tables.Map(page, page, PageSize.Size4K, bits);
         Mmu.Invlpg(page);
     }
