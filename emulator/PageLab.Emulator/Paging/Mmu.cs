@@ -502,20 +502,26 @@ public sealed unsafe class Mmu
                 var size = probes[probe].Size;
                 TlbArrayState* array = probes[probe].Array;
                 ref readonly var entry = ref array->Data[index];
-                observer?.OnTlbLookup(li, linear, kind, true, size);
                 var error = CheckAccess(entry.Attributes, entry.ProtectionKey, kind);
+                // The SDM requires D to be set in the paging structure before a write uses a translation: a clean
+                // entry (filled by a read) sends the write to a walk, and the lookup counts as a miss.
+                bool clean = error == PageFaultErrorCode.None && kind == AccessKind.Write && (entry.Attributes & TranslationAttributes.Dirty) == 0;
+                observer?.OnTlbLookup(li, linear, kind, !clean, clean ? default : size);
                 if (error != PageFaultErrorCode.None)
                 {
                     counters.HitsBySize[(int)size]++;
                     fault = PageFault(linear, error);
                     return ref walked;
                 }
-                if (kind == AccessKind.Write && (entry.Attributes & TranslationAttributes.Dirty) == 0)
+                if (clean)
                 {
-                    // The SDM requires D to be set in the paging structure before a write uses a translation:
-                    // a clean entry (filled by a read) sends the write to a walk.
                     counters.Misses++;
                     Counters.DirtyBitWalks++;
+                    // The walk's dirty translation replaces the clean entry. Were it left in place, a fill at another
+                    // size (the page's size changed, or the entry is a fractured piece) would not overwrite it, and
+                    // as the smaller size it would be found first and send every later write to a walk.
+                    array->Drop(index);
+                    ForgetLastHits();
                     break;
                 }
                 counters.HitsBySize[(int)size]++;
@@ -529,7 +535,7 @@ public sealed unsafe class Mmu
                     // A reference store pays a GC write barrier: skip it when the same level hits again.
                     if (hit.Counters != counters) hit.Counters = counters;
                 }
-                for (int j = 0; j < i; j++) FillLevel(chain + j, linear, size, entry, knownAbsent: true);
+                if (i > 0) FillEarlierLevels(chain, i, linear, size, entry);
                 offsetMask = size.Bytes() - 1;
                 fault = TranslationFault.None;
                 return ref entry;
@@ -545,6 +551,23 @@ public sealed unsafe class Mmu
         for (int i = 0; i < chainLength; i++) FillLevel(chain + i, linear, walkedSize, walked, knownAbsent: i < searchedAndMissed);
         offsetMask = walkedSize.Bytes() - 1;
         return ref walked;
+    }
+
+    /// <summary>
+    /// Fills the levels before the one that hit with the page the paging structures map: a level that holds the page's
+    /// size stores the whole page even when the entry that hit is a fractured piece of it.
+    /// </summary>
+    void FillEarlierLevels(ChainLevel* chain, int count, ulong linear, PageSize stored, in TlbEntryData entry)
+    {
+        if (entry.MappedSize == stored)
+        {
+            for (int j = 0; j < count; j++) FillLevel(chain + j, linear, stored, entry, knownAbsent: true);
+            return;
+        }
+        var page = entry;
+        page.PhysicalBase -= linear & (entry.MappedSize.Bytes() - 1) & ~(stored.Bytes() - 1);
+        page.HostBase = PageHostBase(entry.MappedSize, page.PhysicalBase);
+        for (int j = 0; j < count; j++) FillLevel(chain + j, linear, entry.MappedSize, page, knownAbsent: true);
     }
 
     /// <summary>The levels an access of <paramref name="kind"/> looks up, first level first.</summary>
@@ -581,6 +604,9 @@ public sealed unsafe class Mmu
     /// Only pages up to 2 MiB are given one: <see cref="PhysicalMemory.PointerTo"/> counts the one 2 MiB chunk it hands a
     /// pointer into, and a 1 GiB page spans 512 of them.</summary>
     nint HostAddressOf(ulong physical) => Memory.Contains(physical, 1) ? (nint)Memory.PointerTo(physical) : 0;
+
+    /// <summary>The host address a TLB entry for a whole page of <paramref name="size"/> carries (none for 1 GiB pages).</summary>
+    nint PageHostBase(PageSize size, ulong pageBase) => size == PageSize.Size1G ? 0 : HostAddressOf(pageBase);
 
     /// <summary>
     /// The entries a walk read, kept on the stack while it runs: the A/D pass, the paging-structure-cache fills and, when
@@ -714,7 +740,7 @@ public sealed unsafe class Mmu
                 entry = new TlbEntryData
                 {
                     PhysicalBase = pageBase,
-                    HostBase = size == PageSize.Size1G ? 0 : HostAddressOf(pageBase),
+                    HostBase = PageHostBase(size, pageBase),
                     Attributes = rights,
                     ProtectionKey = key,
                     MappedSize = size,

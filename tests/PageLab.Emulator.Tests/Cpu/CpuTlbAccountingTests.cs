@@ -86,15 +86,6 @@ public sealed class CpuTlbAccountingTests
         return text.ToString();
     }
 
-    static (string Counters, long Instructions) RunProgram(TlbConfig config, bool observed)
-    {
-        using var machine = new TestMachine(config);
-        machine.Load(Program);
-        if (observed) machine.Mmu.Observer = new NullObserver();
-        Assert.Equal(CpuStopReason.StopRequested, machine.Run(10_000_000));
-        return (CountersOf(machine.Mmu), machine.Cpu.InstructionsRetired);
-    }
-
     /// <summary>
     /// Hits counted without a lookup, then a fault: a loop fetched from its page stores into it (read-only: the host makes
     /// it writable and the store restarts), and a loop that read a data page jumps into it (execute-disabled: the run
@@ -118,10 +109,32 @@ public sealed class CpuTlbAccountingTests
         a.jmp(rsi);
     }
 
-    static (string Counters, long Instructions, int Faults) RunFaultingProgram(TlbConfig config, bool observed)
+    sealed record Outcome(string Counters, long Instructions, CpuStopReason Stop, int Faults);
+
+    static Outcome Run(TlbConfig config, bool observed, Action<Assembler> program, Action<TestMachine>? prepare)
     {
         using var machine = new TestMachine(config);
-        machine.Load(FaultingProgram);
+        machine.Load(program);
+        prepare?.Invoke(machine);
+        if (observed) machine.Mmu.Observer = new NullObserver();
+        var stop = machine.Run(10_000_000);
+        return new Outcome(CountersOf(machine.Mmu), machine.Cpu.InstructionsRetired, stop, machine.Faults.Count);
+    }
+
+    /// <summary>Runs the program with the shortcuts and with per-access lookups; every counter must be the same.</summary>
+    static Outcome RunBothWays(string preset, Action<Assembler> program, Action<TestMachine>? prepare = null)
+    {
+        var config = TlbConfig.Presets[preset];
+        var fast = Run(config, observed: false, program, prepare);
+        var exact = Run(config, observed: true, program, prepare);
+        Assert.Equal(exact.Instructions, fast.Instructions);
+        Assert.Equal(exact.Counters, fast.Counters);
+        return exact;
+    }
+
+    /// <summary>The code page is read-only (the host makes it writable on the store's fault), the data page execute-disabled.</summary>
+    static void PrepareFaults(TestMachine machine)
+    {
         machine.SetPte(TestMachine.CodeAddress, present: true, writable: false);
         machine.SetPte(TestMachine.DataAddress, present: true, executable: false);
         machine.OnFaultHandler = fault =>
@@ -130,33 +143,17 @@ public sealed class CpuTlbAccountingTests
             machine.SetPte(TestMachine.CodeAddress, present: true);
             return true;
         };
-        if (observed) machine.Mmu.Observer = new NullObserver();
-        Assert.NotEqual(CpuStopReason.StopRequested, machine.Run(10_000));
-        return (CountersOf(machine.Mmu), machine.Cpu.InstructionsRetired, machine.Faults.Count);
     }
 
     public static TheoryData<string> Presets => new(TlbConfig.Presets.Keys);
 
     [Theory]
     [MemberData(nameof(Presets))]
-    public void HitsCountedBeforeAFault_AreNotLostWhenTheFaultInvalidatesTheirPage(string preset)
-    {
-        var config = TlbConfig.Presets[preset];
-        var fast = RunFaultingProgram(config, observed: false);
-        var exact = RunFaultingProgram(config, observed: true);
-        Assert.Equal(2, exact.Faults);
-        Assert.Equal(exact.Instructions, fast.Instructions);
-        Assert.Equal(exact.Counters, fast.Counters);
-    }
+    public void SamePageShortcuts_CountExactlyWhatPerAccessLookupsCount(string preset) =>
+        Assert.Equal(CpuStopReason.StopRequested, RunBothWays(preset, Program).Stop);
 
     [Theory]
     [MemberData(nameof(Presets))]
-    public void SamePageShortcuts_CountExactlyWhatPerAccessLookupsCount(string preset)
-    {
-        var config = TlbConfig.Presets[preset];
-        var fast = RunProgram(config, observed: false);
-        var exact = RunProgram(config, observed: true);
-        Assert.Equal(exact.Instructions, fast.Instructions);
-        Assert.Equal(exact.Counters, fast.Counters);
-    }
+    public void HitsCountedBeforeAFault_AreNotLostWhenTheFaultInvalidatesTheirPage(string preset) =>
+        Assert.Equal(2, RunBothWays(preset, FaultingProgram, PrepareFaults).Faults);
 }

@@ -138,6 +138,26 @@ public sealed class SdmRuleTests
     }
 
     [Fact]
+    public void FirstWriteThroughReadFilledEntry_IsTheOnlyWriteThatWalks_AfterAPageSizeChange()
+    {
+        // The clean 4K entry sends the first write to a walk, which finds the new 2M leaf. The dirty 2M translation
+        // must then serve the writes: the clean 4K entry, searched first, must not send each of them to a walk again.
+        using var m = new MachineFixture();
+        m.Tables.Map(Va, FrameA, PageSize.Size4K, User);
+        m.Translate(Va, AccessKind.Read);
+        ulong pde = m.Tables.EntryAddress(Va, PagingLevel.PageDirectory);
+        m.Tables.Write(pde, new PageTableEntry(FrameB | User | PageTableEntry.PageSizeBit));
+        m.Mmu.Invlpg(0x1000); // an unrelated page: only the paging-structure caches go
+        long walks = m.Mmu.Counters.Walks;
+
+        for (int i = 0; i < 4; i++)
+            Assert.Equal(FrameB + (Va & ((2UL << 20) - 1)), m.Translate(Va, AccessKind.Write));
+        Assert.Equal(walks + 1, m.Mmu.Counters.Walks);
+        Assert.Equal(1, m.Mmu.Counters.DirtyBitWalks);
+        Assert.True(m.Tables.Read(pde).IsDirty);
+    }
+
+    [Fact]
     public void Smap_FaultsSupervisorAccessToUserPage_UnlessAlignmentCheck()
     {
         using var m = new MachineFixture();
