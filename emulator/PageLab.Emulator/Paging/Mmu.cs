@@ -379,6 +379,7 @@ public sealed unsafe class Mmu
     /// <summary>Reads 1, 2, 4 or 8 bytes at any alignment; an access crossing a page translates both pages first.</summary>
     public TranslationFault Read(ulong linear, int size, out ulong value)
     {
+        CheckOperandSize(size);
         if ((linear & PagingConstants.PageMask) <= PagingConstants.PageSize - (ulong)size)
         {
             var fault = TranslateToHost(linear, AccessKind.Read, out byte* p);
@@ -394,6 +395,7 @@ public sealed unsafe class Mmu
     /// <summary>Writes the low 1, 2, 4 or 8 bytes of <paramref name="value"/>; both pages of a crossing write are checked before any byte is written.</summary>
     public TranslationFault Write(ulong linear, int size, ulong value)
     {
+        CheckOperandSize(size);
         if ((linear & PagingConstants.PageMask) <= PagingConstants.PageSize - (ulong)size)
         {
             var fault = TranslateToHost(linear, AccessKind.Write, out byte* p);
@@ -401,6 +403,12 @@ public sealed unsafe class Mmu
             return fault;
         }
         return WriteBytes(linear, new ReadOnlySpan<byte>(&value, size));
+    }
+
+    /// <summary>Refuses any size but 1, 2, 4 and 8 before anything is looked up: a crossing access copies through an 8-byte value.</summary>
+    static void CheckOperandSize(int size)
+    {
+        if (size is not (1 or 2 or 4 or 8)) throw new ArgumentOutOfRangeException(nameof(size), size, "an operand is 1, 2, 4 or 8 bytes");
     }
 
     static ulong LoadLittleEndian(byte* p, int size) => size switch

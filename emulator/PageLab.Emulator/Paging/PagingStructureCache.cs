@@ -22,6 +22,8 @@ internal sealed unsafe class PagingStructureCache
     /// <param name="capacity">Entries; 0 disables the cache.</param>
     public PagingStructureCache(PagingLevel level, int capacity)
     {
+        if (capacity is < 0 or > MaxCapacity)
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"a paging-structure cache has 0..{MaxCapacity} entries");
         Level = level;
         int padded = (capacity + 7) & ~7;
         // Keys, then next tables, rights and the recency ring (two ints per entry: newer, older); 8 spare words so the
@@ -48,6 +50,9 @@ internal sealed unsafe class PagingStructureCache
             State->Newer[i] = (i + 1) % capacity;
         }
     }
+
+    /// <summary>Entries a cache may have: every walk searches all of them, and real ones have a few dozen.</summary>
+    public const int MaxCapacity = 4096;
 
     public PagingLevel Level { get; }
 

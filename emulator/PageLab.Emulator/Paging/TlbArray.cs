@@ -41,6 +41,8 @@ internal sealed unsafe class TlbArray
     {
         if (config.Sets <= 0 || !BitOperations.IsPow2(config.Sets) || config.Ways <= 0 || config.Ways > 128 || config.Sizes.Length == 0)
             throw new ArgumentException($"TLB array needs a power-of-two set count, 1..128 ways and at least one page size: {config}");
+        if ((long)config.Sets * BitOperations.RoundUpToPowerOf2((uint)config.Ways) > MaxEntries)
+            throw new ArgumentException($"TLB array of more than {MaxEntries} entries (ways rounded up to a power of two): {config}");
         Config = config;
         Ways = config.Ways;
         int leaves = (int)BitOperations.RoundUpToPowerOf2((uint)Ways);
@@ -80,6 +82,9 @@ internal sealed unsafe class TlbArray
     }
 
     static ulong* Pin(ulong[] pinned) => (ulong*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
+
+    /// <summary>Entries an array may have, padding ways included: far beyond any real TLB, and its storage stays addressable by int.</summary>
+    public const int MaxEntries = 1 << 20;
 
     public TlbArrayConfig Config { get; }
     public int Ways { get; }

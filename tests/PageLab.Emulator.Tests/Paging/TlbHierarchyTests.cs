@@ -3,7 +3,10 @@ using static PageLab.Emulator.Tests.Paging.MachineFixture;
 
 namespace PageLab.Emulator.Tests.Paging;
 
-/// <summary>How the levels of the TLB hierarchy fill one another, and what the observer is told of a lookup.</summary>
+/// <summary>
+/// How the levels of the TLB hierarchy fill one another, what the observer is told of a lookup, and the shapes and
+/// operand sizes the MMU refuses (with an exception, before anything is looked up or allocated).
+/// </summary>
 public sealed class TlbHierarchyTests
 {
     sealed class LookupRecorder : IPagingObserver
@@ -49,5 +52,34 @@ public sealed class TlbHierarchyTests
         m.Translate(0x0000_7f12_3456_7000, AccessKind.Write);
         Assert.Equal(misses + 1, m.Mmu.Counters.Levels[1].Misses);
         Assert.Equal((1, AccessKind.Write, false), recorder.Lookups[0]);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    [InlineData(16)]
+    [InlineData(-1)]
+    public void ReadAndWrite_RefuseOperandSizesOtherThan1248_BeforeAnyLookup(int size)
+    {
+        using var m = new MachineFixture();
+        const ulong lastBytesOfAPage = 0x0000_7f12_3456_7ffc; // a 16-byte access here would cross into the next page
+        m.Tables.Map(lastBytesOfAPage & ~0xFFFUL, 0x0100_0000, PageSize.Size4K, User);
+        m.Tables.Map((lastBytesOfAPage & ~0xFFFUL) + 0x1000, 0x0100_1000, PageSize.Size4K, User);
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.Mmu.Read(lastBytesOfAPage, size, out _));
+        Assert.Throws<ArgumentOutOfRangeException>(() => m.Mmu.Write(lastBytesOfAPage, size, 0x1122334455667788));
+        Assert.Equal(0, m.Mmu.Counters.Walks);
+        Assert.Equal(0, m.Mmu.Counters.Levels[1].Lookups);
+    }
+
+    [Fact]
+    public void AbsurdShapes_AreRefusedWhenTheMmuIsBuilt()
+    {
+        using var memory = new PageLab.Emulator.Memory.PhysicalMemory(16UL << 20);
+        var tiny = TlbConfig.Tiny;
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Mmu(memory, tiny with { PagingStructureCaches = new PagingStructureCacheConfig(2, 2, 2, -3) }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Mmu(memory, tiny with { PagingStructureCaches = new PagingStructureCacheConfig(2, 2, 2, 1 << 30) }));
+        var huge = new TlbLevelConfig("L1d", TlbLevelKind.Data, TlbReplacement.Lru, new TlbArrayConfig(1 << 25, 128, PageSize.Size4K));
+        Assert.Throws<ArgumentException>(() => new Mmu(memory, tiny with { Levels = [tiny.Levels[0], huge, tiny.Levels[2]] }));
     }
 }
