@@ -389,6 +389,11 @@ public sealed unsafe partial class Cpu
         {
             fault = mmu.Translate(address + (ulong)available, AccessKind.Fetch, out ulong physical);
             if (fault.IsFault) break;
+            if (!mmu.Memory.Contains(physical & ~PageMask, PageSize))
+            {
+                fault = new TranslationFault(TranslationFaultKind.MachineCheck, address + (ulong)available, PageFaultErrorCode.None);
+                break;
+            }
             int chunk = (int)Math.Min((ulong)(bytes.Length - available), PageSize - (physical & PageMask));
             new ReadOnlySpan<byte>(mmu.Memory.PointerTo(physical), chunk).CopyTo(bytes[available..]);
             available += chunk;

@@ -172,7 +172,7 @@ public sealed unsafe partial class PhysicalMemory : IDisposable
 
     public void Dispose()
     {
-        if (disposed) return;
+        if (disposed || host == null) return; // null: the constructor failed to reserve the range, nothing to unmap
         disposed = true;
         Munmap((nint)host, (nuint)Size);
         GC.SuppressFinalize(this);

@@ -388,7 +388,7 @@ public sealed unsafe class Mmu
         }
         ulong buffer = 0;
         var crossing = ReadBytes(linear, new Span<byte>(&buffer, size));
-        value = buffer;
+        value = crossing.IsFault ? 0 : buffer; // as a fault on one page gives: nothing of a partly read value
         return crossing;
     }
 
@@ -748,7 +748,7 @@ public sealed unsafe class Mmu
                 entry = new TlbEntryData
                 {
                     PhysicalBase = pageBase,
-                    HostBase = PageHostBase(size, pageBase),
+                    HostBase = commit ? PageHostBase(size, pageBase) : 0, // an inspection hands out no pointer: no chunk is reached
                     Attributes = rights,
                     ProtectionKey = key,
                     MappedSize = size,

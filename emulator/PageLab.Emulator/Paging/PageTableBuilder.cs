@@ -19,6 +19,8 @@ public sealed class PageTableBuilder
     /// <param name="fiveLevel">Build a PML5 root (CR4.LA57).</param>
     public PageTableBuilder(PhysicalMemory memory, ulong tableRegion, ulong tableRegionSize, bool fiveLevel = false)
     {
+        if ((tableRegion & PagingConstants.PageMask) != 0 || !memory.Contains(tableRegion, tableRegionSize))
+            throw new ArgumentException($"the table region 0x{tableRegion:x}+0x{tableRegionSize:x} must be 4 KiB aligned and inside physical memory");
         this.memory = memory;
         nextFrame = tableRegion;
         frameLimit = tableRegion + tableRegionSize;
@@ -48,6 +50,9 @@ public sealed class PageTableBuilder
     /// (Present, Writable, User, ...; PS is added for 2M/1G). Intermediate tables are created as needed.</summary>
     public ulong Map(ulong linear, ulong physical, PageSize size, ulong leafBits)
     {
+        // An unaligned frame would put address bits into the entry's flags (bit 12 of a large page is PAT).
+        if ((physical & (size.Bytes() - 1)) != 0)
+            throw new ArgumentException($"physical address 0x{physical:x} is not aligned to its {size} page", nameof(physical));
         ulong entryAddress = EntryAddress(linear, size switch
         {
             PageSize.Size4K => PagingLevel.PageTable,
@@ -56,36 +61,44 @@ public sealed class PageTableBuilder
         });
         ulong raw = (physical & PageTableEntry.AddressMask52) | leafBits;
         if (size != PageSize.Size4K) raw |= PageTableEntry.PageSizeBit;
-        memory.TryWrite64(entryAddress, raw);
+        Write(entryAddress, new PageTableEntry(raw));
         return entryAddress;
     }
 
     /// <summary>Physical address of the entry at <paramref name="level"/> for <paramref name="linear"/>, creating the tables above it.</summary>
     public ulong EntryAddress(ulong linear, PagingLevel level)
     {
+        var rootLevel = FiveLevel ? PagingLevel.Pml5 : PagingLevel.Pml4;
+        if (level < PagingLevel.PageTable || level > rootLevel)
+            throw new ArgumentOutOfRangeException(nameof(level), level, $"a {(FiveLevel ? 5 : 4)}-level table has no such level");
         ulong table = Root;
-        for (var current = FiveLevel ? PagingLevel.Pml5 : PagingLevel.Pml4; ; current--)
+        for (var current = rootLevel; ; current--)
         {
             int shift = PagingConstants.PageBits + ((int)current - 1) * PagingConstants.LevelBits;
             ulong entryAddress = table + ((linear >> shift) & (PagingConstants.EntriesPerTable - 1)) * PagingConstants.EntrySize;
             if (current == level) return entryAddress;
-            memory.TryRead64(entryAddress, out ulong raw);
-            var entry = new PageTableEntry(raw);
+            var entry = Read(entryAddress);
             if (!entry.IsPresent || entry.IsLargePage)
             {
-                ulong next = AllocateTable();
-                entry = new PageTableEntry(next | IntermediateBits);
-                memory.TryWrite64(entryAddress, entry.Raw);
+                entry = new PageTableEntry(AllocateTable() | IntermediateBits);
+                Write(entryAddress, entry);
             }
             table = entry.Address;
         }
     }
 
+    /// <summary>The entry at <paramref name="entryAddress"/>; an address beyond memory (an entry pointing outside it) is an error.</summary>
     public PageTableEntry Read(ulong entryAddress)
     {
-        memory.TryRead64(entryAddress, out ulong raw);
+        if (memory.TryRead64(entryAddress, out ulong raw) != PhysicalAccessStatus.Ok) throw BeyondMemory(entryAddress);
         return new PageTableEntry(raw);
     }
 
-    public void Write(ulong entryAddress, PageTableEntry entry) => memory.TryWrite64(entryAddress, entry.Raw);
+    public void Write(ulong entryAddress, PageTableEntry entry)
+    {
+        if (memory.TryWrite64(entryAddress, entry.Raw) != PhysicalAccessStatus.Ok) throw BeyondMemory(entryAddress);
+    }
+
+    static InvalidOperationException BeyondMemory(ulong entryAddress) =>
+        new($"page-table entry at 0x{entryAddress:x} lies beyond physical memory");
 }

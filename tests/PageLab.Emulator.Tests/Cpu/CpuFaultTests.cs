@@ -61,6 +61,16 @@ public sealed class CpuFaultTests : IDisposable
         Assert.Equal("add %rcx,(%rdi)", machine.Cpu.FormatInstruction(addAddress)); // AT&T syntax, as gdb and objdump print it
     }
 
+    [Fact]
+    public void FormatInstruction_OfAPageWhoseFrameIsBeyondMemory_ReportsAMachineCheck()
+    {
+        const ulong page = 0x7000_0000;
+        machine.MapFrame(page, 100UL << 20); // the machine has 16 MiB
+        string text = machine.Cpu.FormatInstruction(page);
+        Assert.StartsWith("(unreadable:", text);
+        Assert.Contains("machine check", text);
+    }
+
     [Theory]
     [InlineData(0x7000_0000UL, TranslationFaultKind.PageFault)]             // nothing mapped there
     [InlineData(0x8000_0000_0000_0000UL, TranslationFaultKind.GeneralProtection)] // non-canonical

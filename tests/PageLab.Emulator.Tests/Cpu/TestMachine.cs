@@ -68,6 +68,13 @@ internal sealed class TestMachine : ICpuHost, IDisposable
         }
     }
 
+    /// <summary>Maps one user page to <paramref name="frame"/>, which may lie beyond memory.</summary>
+    public void MapFrame(ulong page, ulong frame)
+    {
+        tables.Map(page, frame, PageSize.Size4K, PageTableEntry.PresentBit | PageTableEntry.UserBit);
+        Mmu.Invlpg(page);
+    }
+
     public void SetPte(ulong page, bool present, bool writable = true, bool executable = true)
     {
         ulong bits = PageTableEntry.UserBit | (writable ? PageTableEntry.WritableBit : 0) | (present ? PageTableEntry.PresentBit : 0)

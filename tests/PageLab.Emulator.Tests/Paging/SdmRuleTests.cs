@@ -295,7 +295,8 @@ public sealed class SdmRuleTests
         Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.User | PageFaultErrorCode.ReservedBit, m.Fault(Va, AccessKind.Read).ErrorCode);
 
         const ulong large = 0x0000_7f00_0040_0000;
-        m.Tables.Map(large, FrameB | 0x2000, PageSize.Size2M, User); // bit 13 is reserved in a 2M PDE
+        ulong pde = m.Tables.Map(large, FrameB, PageSize.Size2M, User);
+        m.Tables.Write(pde, m.Tables.Read(pde).With(1UL << 13)); // bit 13 is reserved in a 2M PDE
         Assert.True(m.Fault(large, AccessKind.Read).ErrorCode.HasFlag(PageFaultErrorCode.ReservedBit));
     }
 

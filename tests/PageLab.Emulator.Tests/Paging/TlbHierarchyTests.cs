@@ -82,4 +82,31 @@ public sealed class TlbHierarchyTests
         var huge = new TlbLevelConfig("L1d", TlbLevelKind.Data, TlbReplacement.Lru, new TlbArrayConfig(1 << 25, 128, PageSize.Size4K));
         Assert.Throws<ArgumentException>(() => new Mmu(memory, tiny with { Levels = [tiny.Levels[0], huge, tiny.Levels[2]] }));
     }
+
+    [Fact]
+    public void Probe_ReachesNoChunkOfPhysicalMemory()
+    {
+        using var m = new MachineFixture();
+        const ulong linear = 0x0000_7f12_3456_7000;
+        m.Tables.Map(linear, 40UL << 20, PageSize.Size4K, User); // a frame in a chunk nothing has touched
+        ulong backed = m.Memory.BackedBytes;
+
+        var walk = m.Mmu.Probe(linear + 8);
+        Assert.False(walk.Fault.IsFault);
+        Assert.Equal((40UL << 20) + 8, walk.Physical);
+        Assert.Equal(backed, m.Memory.BackedBytes);
+    }
+
+    [Fact]
+    public void CrossingReadThatFaultsOnItsSecondPage_GivesNoPartOfTheValue()
+    {
+        using var m = new MachineFixture();
+        const ulong lastBytesOfAPage = 0x0000_7f12_3456_7ffc; // the next page is not mapped
+        m.Tables.Map(lastBytesOfAPage & ~0xFFFUL, 0x0100_0000, PageSize.Size4K, User);
+        m.Memory.TryWrite64(0x0100_0ff8, 0xdeadbeef_00000000);
+
+        var fault = m.Mmu.Read(lastBytesOfAPage, 8, out ulong value);
+        Assert.True(fault.IsFault);
+        Assert.Equal(0UL, value);
+    }
 }
