@@ -246,10 +246,8 @@ public sealed partial class AddressSpace
             var old = Tables.Read(pmdAddress);
             var updated = WithProtection(old, protection);
             Tables.Write(pmdAddress, updated);
-            if (old.IsPresent && (!updated.IsPresent || (old.IsWritable && !updated.IsWritable) || (!old.IsExecuteDisable && updated.IsExecuteDisable)))
-            {
+            if (NeedsFlush(old, updated))
                 flush.AddRange(region, region + PagingConstants.LargePageSize);
-            }
         }
     }
 

@@ -48,7 +48,8 @@ public static class FaultOutcomeExtensions
 /// A process's memory: its VMAs, its page tables and its brk, with Linux's rules for mmap address
 /// selection, munmap/mprotect splitting, stack growth and page faults. TLB invalidation follows
 /// Linux x86: INVLPG per page for up to <see cref="TlbSingleFlushCeiling"/> pages, a full non-global
-/// flush above, after clearing or downgrading present PTEs; none when only adding permissions.
+/// flush above, after a present PTE changes in a way <see cref="NeedsFlush"/> says the TLB must see (clearing it,
+/// removing write, and changing the no-execute bit in either direction).
 /// </summary>
 public sealed partial class AddressSpace
 {
@@ -379,8 +380,7 @@ public sealed partial class AddressSpace
             if (updated == old)
                 return;
             Tables.Write(pteAddress, updated);
-            bool lostPermission = !updated.IsPresent || (old.IsWritable && !updated.IsWritable) || (!old.IsExecuteDisable && updated.IsExecuteDisable);
-            if (old.IsPresent && lostPermission)
+            if (NeedsFlush(old, updated))
                 flush.Add(linear);
         });
         Flush(flush);
@@ -414,6 +414,23 @@ public sealed partial class AddressSpace
             found |= MapsFrame(entry) && entry.FrameNumber != memory.ZeroFrame;
         });
         return found || HugePmdsIn(vma.Start, vma.End).Count > 0;
+    }
+
+    /// <summary>
+    /// Linux x86's rule for a changed entry (pte_needs_flush, the accessed bit ignored): none when it was not present;
+    /// otherwise a flush when the frame changes, when Present or Dirty is cleared, and when R/W, U/S, XD, G or the
+    /// protection key changes in either direction. Adding execute permission needs one too: the CPU may still fault on
+    /// its cached no-execute translation, and a fetch fault on a present page is an error (SIGSEGV), not a spurious
+    /// fault to retry.
+    /// </summary>
+    static bool NeedsFlush(PageTableEntry old, PageTableEntry updated)
+    {
+        if (!old.IsPresent) return false;
+        const ulong flushOnClear = PageTableEntry.PresentBit | PageTableEntry.DirtyBit;
+        const ulong flushOnChange = PageTableEntry.WritableBit | PageTableEntry.UserBit | PageTableEntry.ExecuteDisableBit
+            | PageTableEntry.GlobalBit | PageTableEntry.ProtectionKeyMask;
+        ulong changed = old.Raw ^ updated.Raw;
+        return old.Address != updated.Address || (changed & old.Raw & flushOnClear) != 0 || (changed & flushOnChange) != 0;
     }
 
     static PageTableEntry WithProtection(PageTableEntry entry, Protection protection)
