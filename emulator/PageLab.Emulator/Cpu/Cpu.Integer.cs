@@ -576,7 +576,9 @@ public sealed unsafe partial class Cpu
                 ? (Int128)(((UInt128)high << 64) | low)
                 : (Int128)((long)(((high << bits) | low) << (64 - 2 * bits)) >> (64 - 2 * bits));
             long signedDivisor = (long)(divisor << (64 - bits)) >> (64 - bits);
-            Int128 q = dividend / signedDivisor; // |dividend| < 2^127, so this cannot overflow Int128
+            // -2^127 / -1 is the one quotient Int128 cannot hold (the host would throw); its 64-bit one overflows anyway.
+            if (dividend == Int128.MinValue && signedDivisor == -1) return ExecResult.DivideError;
+            Int128 q = dividend / signedDivisor;
             Int128 limit = (Int128)1 << (bits - 1);
             if (q >= limit || q < -limit) return ExecResult.DivideError;
             quotient = (ulong)(long)q & mask;

@@ -121,6 +121,18 @@ public sealed class CpuInstructionTests : IDisposable
     }
 
     [Fact]
+    public void Idiv_Of2To127NegatedByMinusOne_IsDivideError_NotAHostOverflow()
+    {
+        Assert.Equal(CpuStopReason.DivideError, RunCode(a =>
+        {
+            a.mov(rdx, 0x8000_0000_0000_0000UL); // rdx:rax = -2^127, the most negative 128-bit dividend
+            a.xor(eax, eax);
+            a.mov(rcx, ulong.MaxValue);
+            a.idiv(rcx);
+        }));
+    }
+
+    [Fact]
     public void Div_128By64_GivesQuotientAndRemainder()
     {
         RunCode(a =>
