@@ -115,11 +115,15 @@ public sealed partial class LinuxProcess
         if (newSize == 0 || newSize < newLength || oldSize < oldLength) return Fail(Errno.EINVAL);
         // Duplicating a mapping (old size 0) works only for shared mappings; moving without unmapping is not modeled.
         if (oldSize == 0 || (flags & DontUnmap) != 0) return Fail(Errno.EINVAL);
-        if (oldAddress > AddressSpace.TaskSize - oldSize) return Fail(Errno.EFAULT);
+        // Sizes are compared before they are subtracted from TaskSize: a size above it would wrap the bound around.
+        if (oldSize > AddressSpace.TaskSize || oldAddress > AddressSpace.TaskSize - oldSize) return Fail(Errno.EFAULT);
+        // As Linux, the old address must lie in a mapping before anything, a shrink included, is done.
+        if (Space.FindVma(oldAddress) is null) return Fail(Errno.EFAULT);
 
         if ((flags & Fixed) != 0)
         {
-            if ((newAddress & PagingConstants.PageMask) != 0 || newAddress > AddressSpace.TaskSize - newSize) return Fail(Errno.EINVAL);
+            if ((newAddress & PagingConstants.PageMask) != 0 || newSize > AddressSpace.TaskSize || newAddress > AddressSpace.TaskSize - newSize)
+                return Fail(Errno.EINVAL);
             if (newAddress < oldAddress + oldSize && oldAddress < newAddress + newSize) return Fail(Errno.EINVAL);
             if (newAddress < AddressSpace.MmapMinAddress) return Fail(Errno.EPERM);
             if (Space.FindVma(oldAddress) is not { } source || source.End < oldAddress + oldSize) return Fail(Errno.EFAULT);

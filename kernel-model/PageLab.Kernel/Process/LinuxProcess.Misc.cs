@@ -132,7 +132,7 @@ public sealed partial class LinuxProcess
         switch (code)
         {
             case SetFs or SetGs:
-                if (address >= Mm.AddressSpace.TaskSize + Emulator.Paging.PagingConstants.PageSize) return Fail(Errno.EPERM);
+                if (address >= Mm.AddressSpace.TaskSize) return Fail(Errno.EPERM); // TASK_SIZE_MAX: the last user page is the guard page
                 if (code == SetFs) thread.FsBase = address;
                 else thread.GsBase = address;
                 return 0;

@@ -318,6 +318,11 @@ public class SyscallTests
         Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Mremap, Scratch, 4096, 4096, Fixed, Scratch + 0x10000));
         Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Mremap, Scratch, 4096, 4096, 8, 0));
         Assert.Equal(Err(Errno.EFAULT), p.Call(SyscallNumber.Mremap, 0x2000_0000, 4096, 8192, MayMove, 0));
+        // Linux 6.18, measured: sizes beyond the user range and shrinks of unmapped ranges fail, and unmap nothing.
+        Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.Mremap, Scratch, 4096, 1UL << 63, MayMove | Fixed, Scratch + 0x40_0000));
+        Assert.Equal(Err(Errno.EFAULT), p.Call(SyscallNumber.Mremap, 0x2000_0000, 1UL << 47, 4097, MayMove, 0));
+        Assert.Equal(Err(Errno.EFAULT), p.Call(SyscallNumber.Mremap, 0x2000_0000, 4096, 1, 0, 0));
+        Assert.Equal(0UL, p.Read64(Scratch));
     }
 
     [Fact]
@@ -339,6 +344,8 @@ public class SyscallTests
         Assert.Equal(0, p.Call(SyscallNumber.ArchPrctl, 0x1003, Scratch));
         Assert.Equal(0x7000_1234UL, p.Read64(Scratch));
         Assert.Equal(Err(Errno.EPERM), p.Call(SyscallNumber.ArchPrctl, 0x1002, 0xffff_8000_0000_0000));
+        Assert.Equal(Err(Errno.EPERM), p.Call(SyscallNumber.ArchPrctl, 0x1002, 0x7fff_ffff_f000)); // the guard page, as Linux 6.18
+        Assert.Equal(0, p.Call(SyscallNumber.ArchPrctl, 0x1002, 0x7fff_ffff_efff));
         Assert.Equal(Err(Errno.EINVAL), p.Call(SyscallNumber.ArchPrctl, 0x9999, 0));
         Assert.Equal(Err(Errno.EFAULT), p.Call(SyscallNumber.ArchPrctl, 0x1003, 0x10));
     }
