@@ -12,7 +12,7 @@ namespace PageLab.Kernel.Fs;
 /// </summary>
 public sealed class GuestFileSystem
 {
-    const int O_ACCMODE = 3, O_CREAT = 0x40, O_TRUNC = 0x200, O_DIRECTORY = 0x10000, O_NOFOLLOW = 0x20000;
+    const int O_ACCMODE = 3, O_CREAT = 0x40, O_EXCL = 0x80, O_TRUNC = 0x200, O_DIRECTORY = 0x10000, O_NOFOLLOW = 0x20000;
     const uint RegularReadOnly = 0x8000 | 0x124;   // S_IFREG | 0444
     const uint RegularReadWrite = 0x8000 | 0x1a4;  // S_IFREG | 0644
 
@@ -148,6 +148,10 @@ public sealed class GuestFileSystem
             return -(int)Errno.EROFS;
         if (status != 0)
             return status;
+        // O_CREAT|O_EXCL promises the caller a file it created (lock files rely on it): an existing one is EEXIST,
+        // which Linux reports before it would find the file system read-only.
+        if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+            return -(int)Errno.EEXIST;
         if (write)
             return -(int)Errno.EROFS;
         int fd = HostInterop.Open(canonical, HostInterop.O_RDONLY | HostInterop.O_CLOEXEC | (flags & (O_DIRECTORY | O_NOFOLLOW)));

@@ -96,6 +96,8 @@ public class SyscallTests
         Assert.Equal(Err(Errno.EROFS), p.Call(SyscallNumber.Openat, unchecked((ulong)-100), path, 2));
         Assert.Equal(Err(Errno.EROFS), p.Call(SyscallNumber.Openat, unchecked((ulong)-100), p.PutString(Path.Join(dir.Path, "new"), 1024), 0x41));
         Assert.Equal(Err(Errno.ENOENT), p.Call(SyscallNumber.Openat, unchecked((ulong)-100), p.PutString(Path.Join(dir.Path, "missing"), 1024), 0));
+        Assert.Equal(Err(Errno.EEXIST), p.Call(SyscallNumber.Openat, unchecked((ulong)-100), path, 0xC0)); // O_CREAT|O_EXCL, read-only
+        Assert.Equal(Err(Errno.EEXIST), p.Call(SyscallNumber.Openat, unchecked((ulong)-100), path, 0xC2)); // and read-write
     }
 
     [Fact]
