@@ -221,8 +221,7 @@ public sealed unsafe class Mmu
         pcid = pcidEnabled ? (ushort)(Cr3 & PcidMask) : (ushort)0;
         Counters.Cr3Writes++;
         if (noFlush) return;
-        foreach (var level in levels) level.InvalidateAll(pcid, allPcids: false, includeGlobal: false);
-        InvalidateStructureCaches(pcid, allPcids: false);
+        InvalidateTranslations(pcid, allPcids: false, includeGlobal: false);
         observer?.OnInvalidation(InvalidationKind.Cr3Write, 0, pcid);
     }
 
@@ -251,8 +250,7 @@ public sealed unsafe class Mmu
         }
         else if ((changed & value & ControlFlags.Smep) != 0)
         {
-            foreach (var level in levels) level.InvalidateAll(pcid, allPcids: false, includeGlobal: true);
-            InvalidateStructureCaches(pcid, allPcids: false);
+            InvalidateTranslations(pcid, allPcids: false, includeGlobal: true);
             observer?.OnInvalidation(InvalidationKind.ControlFlagsChange, 0, pcid);
         }
         return true;
@@ -884,16 +882,13 @@ public sealed unsafe class Mmu
                 InvalidateStructureCaches(targetPcid, allPcids: false);
                 break;
             case InvpcidType.SingleContext:
-                foreach (var level in levels) level.InvalidateAll(targetPcid, allPcids: false, includeGlobal: false);
-                InvalidateStructureCaches(targetPcid, allPcids: false);
+                InvalidateTranslations(targetPcid, allPcids: false, includeGlobal: false);
                 break;
             case InvpcidType.AllContextsIncludingGlobal:
-                foreach (var level in levels) level.InvalidateAll(0, allPcids: true, includeGlobal: true);
-                InvalidateStructureCaches(0, allPcids: true);
+                InvalidateTranslations(0, allPcids: true, includeGlobal: true);
                 break;
             case InvpcidType.AllContextsExceptGlobal:
-                foreach (var level in levels) level.InvalidateAll(0, allPcids: true, includeGlobal: false);
-                InvalidateStructureCaches(0, allPcids: true);
+                InvalidateTranslations(0, allPcids: true, includeGlobal: false);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(type));
@@ -912,8 +907,14 @@ public sealed unsafe class Mmu
     {
         Counters.FullFlushes++;
         ForgetLastHits();
-        foreach (var level in levels) level.InvalidateAll(0, allPcids: true, includeGlobal: true);
-        InvalidateStructureCaches(0, allPcids: true);
+        InvalidateTranslations(0, allPcids: true, includeGlobal: true);
+    }
+
+    /// <summary>Drops the TLB entries of one PCID (or all), globals too when asked, and the paging-structure-cache entries of the same PCIDs.</summary>
+    void InvalidateTranslations(ushort targetPcid, bool allPcids, bool includeGlobal)
+    {
+        foreach (var level in levels) level.InvalidateAll(targetPcid, allPcids, includeGlobal);
+        InvalidateStructureCaches(targetPcid, allPcids);
     }
 
     void InvalidateStructureCaches(ushort targetPcid, bool allPcids)
